@@ -1,0 +1,73 @@
+"""Backend ``onnxruntime``: Microsoft's ONNX Runtime on the CPU, for .onnx files."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistkit.runtime.engine import Engine, check_io, fixed_batch
+from mnistkit.runtime.errors import ModelError
+
+NAME = "onnxruntime"
+PACKAGE = "onnxruntime"
+MODULE = "onnxruntime"
+FORMATS = ("onnx",)
+
+
+class OnnxEngine(Engine):
+    """Runs an .onnx model in an ``onnxruntime.InferenceSession`` (CPU provider)."""
+
+    backend = NAME
+
+    def __init__(self, content: bytes, *, name: str, threads: int | None):
+        import onnxruntime as ort
+
+        self._content, self._name, self._threads = content, name, threads
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only: no warnings on stderr
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        try:
+            self._sess = ort.InferenceSession(content, sess_options=opts,
+                                              providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{name} is not a valid ONNX model ({line}); "
+                             "re-export it or check the file is complete") from None
+        inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"{name} has {len(inputs)} inputs; expected one image input")
+        inp, out = inputs[0], outputs[0]
+        if inp.type != "tensor(float)":
+            raise ModelError(f"{name} takes {inp.type} inputs; expected float32 images in [0, 1]")
+        self._layout = check_io(name, inp.shape, out.shape)
+        self._in_name, self._out_name = inp.name, out.name
+        self._fixed = fixed_batch(inp.shape[0])
+        self._out_type = out.type
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self._fixed is not None and x.shape[0] != self._fixed:
+            parts = [self.run(_pad(x[i:i + self._fixed], self._fixed))[: len(x[i:i + self._fixed])]
+                     for i in range(0, x.shape[0], self._fixed)]
+            return np.concatenate(parts)
+        feed = {self._in_name: x.reshape(x.shape[0], *self._layout)}
+        y = self._sess.run([self._out_name], feed)[0]
+        return np.asarray(y, dtype=np.float32).reshape(x.shape[0], 10)
+
+    def clone(self) -> "OnnxEngine":
+        return OnnxEngine(self._content, name=self._name, threads=self._threads)
+
+    def describe(self) -> dict:
+        return {"backend": NAME, "input_dtype": "float32", "output_type": self._out_type,
+                "fixed_batch": self._fixed}
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+    if x.shape[0] == size:
+        return x
+    return np.concatenate([x, np.zeros((size - x.shape[0], *x.shape[1:]), np.float32)])
+
+
+def load(content: bytes, *, name: str, threads: int | None) -> OnnxEngine:
+    """Load an .onnx model from its bytes (see ``backend_litert.load``)."""
+    return OnnxEngine(content, name=name, threads=threads)

@@ -1,0 +1,116 @@
+"""Backend registry: which backend runs which file type, what is installed, how to load it.
+
+Backends are small modules (``backend_<name>.py``) exposing NAME, PACKAGE (the pip package),
+MODULE (the import name), FORMATS and ``load(content, name=, threads=) -> Engine``. Nothing heavy is
+imported here: availability is checked with ``importlib.util.find_spec`` and the backend module
+imports its package only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from mnistkit.runtime.errors import BackendUnavailableError, ModelError, UsageError
+
+#: backend name -> module implementing it, in order of preference per format.
+BACKENDS: dict[str, str] = {
+    "litert": "mnistkit.runtime.backend_litert",
+    "onnxruntime": "mnistkit.runtime.backend_onnxruntime",
+}
+#: import name and pip package of each backend (kept here so listing them imports nothing).
+PACKAGES: dict[str, tuple[str, str]] = {
+    "litert": ("ai_edge_litert", "ai-edge-litert"),
+    "onnxruntime": ("onnxruntime", "onnxruntime"),
+}
+PREFERENCE: dict[str, tuple[str, ...]] = {
+    "tflite": ("litert",),
+    "onnx": ("onnxruntime",),
+}
+ALIASES: dict[str, str] = {
+    "ai-edge-litert": "litert", "ai_edge_litert": "litert", "ort": "onnxruntime",
+}
+
+
+def detect_format(name: str, head: bytes) -> str:
+    """Return "tflite" or "onnx" from a file name and its first bytes.
+
+    Raises:
+        ModelError: neither the extension nor the content tells a supported format.
+    """
+    lower = name.lower()
+    if head[4:8] == b"TFL3" or lower.endswith(".tflite"):
+        return "tflite"
+    if lower.endswith(".onnx"):
+        return "onnx"
+    raise ModelError(f"{name} is neither a .tflite nor an .onnx model; pass a file exported by "
+                     "`mnistkit export`")
+
+
+def canonical(backend: str) -> str:
+    """Return the registered name of ``backend`` (aliases accepted).
+
+    Raises:
+        UsageError: unknown backend.
+    """
+    key = backend.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    return key
+
+
+def installed(name: str) -> bool:
+    """True if the package behind backend ``name`` can be found (without importing it)."""
+    module = PACKAGES[name][0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available() -> list[str]:
+    """Names of the backends whose package is installed."""
+    return [name for name in BACKENDS if installed(name)]
+
+
+def choose(fmt: str, backend: str | None) -> list[str]:
+    """Return the backends to try, in order, for a model of format ``fmt``.
+
+    Raises:
+        UsageError: unknown backend, or a backend that cannot read this format.
+        BackendUnavailableError: no installed backend can read this format.
+    """
+    if backend is not None:
+        name = canonical(backend)
+        if name not in PREFERENCE[fmt]:
+            raise UsageError(f"backend {name!r} cannot run .{fmt} models; for .{fmt} use: "
+                             f"{', '.join(PREFERENCE[fmt])}")
+        if not installed(name):
+            raise BackendUnavailableError(_missing(name))
+        return [name]
+    names = [n for n in PREFERENCE[fmt] if installed(n)]
+    if not names:
+        raise BackendUnavailableError(
+            f"no backend for .{fmt} models is installed; install one with: pip install "
+            + " (or) ".join(PACKAGES[n][1] for n in PREFERENCE[fmt]))
+    return names
+
+
+def module(name: str) -> ModuleType:
+    """Import the backend module ``name`` (this imports its package).
+
+    Raises:
+        BackendUnavailableError: the package is missing or fails to import.
+    """
+    try:
+        mod = importlib.import_module(BACKENDS[name])
+        importlib.import_module(PACKAGES[name][0])
+    except ImportError as exc:
+        raise BackendUnavailableError(f"{_missing(name)} ({exc})") from None
+    return mod
+
+
+def _missing(name: str) -> str:
+    return f"backend {name!r} is not usable; install it with: pip install {PACKAGES[name][1]}"

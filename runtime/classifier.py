@@ -1,0 +1,134 @@
+"""``Classifier``: load an exported model once, then classify images with it.
+
+    from mnistkit.runtime import Classifier
+    clf = Classifier.load("exports/lstm_int8.tflite")
+    clf.predict_proba(x)          # float32 (N, 28, 28) in [0, 1] -> float32 (N, 10)
+    clf.classify("digit.png")     # -> [Prediction(label=7, confidence=0.98, ...)]
+
+One ``Classifier`` may be used from several threads at once; answers equal sequential calls.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from mnistkit.runtime import backends, manifest
+from mnistkit.runtime.engine import Engine
+from mnistkit.runtime.errors import BackendUnavailableError, UsageError
+from mnistkit.runtime.prediction import Prediction, predictions
+
+
+class Classifier:
+    """A loaded model plus the logic to feed it images. Build it with ``Classifier.load``."""
+
+    def __init__(self, engine: Engine, *, path: Path, fmt: str, manifest_data: dict | None):
+        self._engine = engine
+        self._lock = threading.Lock()
+        self.path = path
+        self.format = fmt
+        self.manifest = manifest_data
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | None = None,
+             threads: int | None = None) -> "Classifier":
+        """Load a .tflite or .onnx model.
+
+        Args:
+            path: the model file. If ``<path>.json`` lies beside it, its sha256 is checked.
+            backend: "litert", "tflite-runtime", "tensorflow" or "onnxruntime"; None picks the
+                best installed backend for the file type.
+            threads: CPU threads for inference (None: the backend's default).
+
+        Returns:
+            A ready Classifier.
+
+        Raises:
+            ModelError: missing, corrupt or unsuitable model (input not 28x28, ...).
+            IntegrityError: the file does not match its manifest.
+            BackendUnavailableError: no installed backend can run it.
+            UsageError: unknown backend or invalid thread count.
+        """
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise UsageError(f"threads must be a positive integer, not {threads!r}")
+        path = Path(path)
+        content = manifest.read_model(path)
+        fmt = backends.detect_format(path.name, content[:8])
+        names = backends.choose(fmt, backend)  # validate the backend before hashing
+        data = manifest.load_manifest(path)
+        manifest.verify(path, content, data)
+        failure: BackendUnavailableError | None = None
+        for name in names:
+            try:
+                mod = backends.module(name)
+            except BackendUnavailableError as exc:  # installed but broken: try the next one
+                failure = failure or exc
+                continue
+            engine = mod.load(content, name=path.name, threads=threads)
+            return cls(engine, path=path, fmt=fmt, manifest_data=data)
+        assert failure is not None
+        raise failure
+
+    @property
+    def backend(self) -> str:
+        """Name of the backend running the model."""
+        return self._engine.backend
+
+    def describe(self) -> dict:
+        """Return a dict describing the model: path, format, backend, tensor types, quantization."""
+        return {"path": str(self.path), "format": self.format, **self._engine.describe()}
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Return class probabilities for preprocessed images.
+
+        Args:
+            x: float array (N, 28, 28) (or one image (28, 28)) with values in [0, 1].
+
+        Returns:
+            float32 array (N, 10).
+
+        Raises:
+            UsageError: not a float array of 28x28 images.
+        """
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise UsageError(f"predict_proba takes float images in [0, 1], not {x.dtype}; "
+                             "scale them (x / 255) or use classify()")
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise UsageError(f"predict_proba takes an array (N, 28, 28), not {x.shape}; "
+                             "use classify() for other sizes or image files")
+        if x.shape[0] == 0:
+            return np.empty((0, 10), np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            return self._engine.run(x)
+
+    def classify(self, images, top_k: int = 3) -> list[Prediction]:
+        """Classify one image or a batch.
+
+        Args:
+            images: a file path, a numpy image (28x28 MNIST-style uint8/float, or any size,
+                grayscale or colour), or a list / batch array of those.
+            top_k: how many (label, probability) pairs to keep per image (1-10).
+
+        Returns:
+            One Prediction per image, in order.
+
+        Raises:
+            ImageError: an image cannot be read or holds no digit.
+            UsageError: invalid ``top_k`` or an input that is not an image.
+        """
+        from mnistkit.runtime.inputs import to_batch
+
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 10:
+            raise UsageError(f"top_k must be an integer from 1 to 10, not {top_k!r}")
+        x, sources = to_batch(images)
+        return predictions(self.predict_proba(x), top_k, sources)
+
+    def __repr__(self) -> str:
+        return f"Classifier({str(self.path)!r}, backend={self.backend!r})"

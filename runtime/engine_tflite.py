@@ -1,0 +1,188 @@
+"""The TFLite engine shared by the LiteRT, tflite-runtime and tf.lite backends.
+
+Each of those packages ships the same ``Interpreter`` class; the backend module only says how to
+construct one. This module handles, without the caller knowing:
+
+- quantized input/output tensors (int8, uint8, int16: scale and zero point);
+- any batch size (the input tensor is resized; models with a fixed batch run in chunks);
+- stateful graphs (the fused LSTM op keeps state between invokes: variables are reset each call);
+- a default delegate (XNNPACK) that refuses a model at ``allocate_tensors``: the interpreter is
+  rebuilt on the built-in kernels and the fallback is logged at debug level.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mnistkit.runtime.engine import Engine, check_io, fixed_batch
+from mnistkit.runtime.errors import ModelError
+
+log = logging.getLogger("mnistkit.runtime")
+
+#: Ops that keep state in variable tensors between invokes.
+STATEFUL_OPS = frozenset({
+    "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN",
+    "BIDIRECTIONAL_SEQUENCE_RNN", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE",
+})
+
+#: make(no_delegates) -> a constructed (not yet allocated) Interpreter.
+Factory = Callable[[bool], Any]
+
+
+class TFLiteEngine(Engine):
+    """Runs a .tflite model on an ``Interpreter`` built by ``factory``."""
+
+    def __init__(self, factory: Factory, *, backend: str, name: str, delegates_ok: bool = True):
+        """Build and allocate the interpreter.
+
+        Args:
+            factory: builds an Interpreter; its argument asks for no default delegates.
+            backend: backend name for messages and ``describe``.
+            name: model file name for messages.
+            delegates_ok: False to start without default delegates (set when cloning a fallback).
+
+        Raises:
+            ModelError: the file is not a usable TFLite model.
+        """
+        self.backend = backend
+        self._factory, self._name = factory, name
+        self._no_delegates = not delegates_ok
+        self._interp = self._build(self._no_delegates)
+        inp = self._interp.get_input_details()
+        out = self._interp.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(f"{name} has {len(inp)} inputs and {len(out)} outputs; expected 1 and 1")
+        inp, out = inp[0], out[0]
+        in_sig = list(inp.get("shape_signature", inp["shape"]))
+        self._layout = check_io(name, in_sig, list(out.get("shape_signature", out["shape"])))
+        self._in_index, self._out_index = inp["index"], out["index"]
+        self._in_dtype, self._out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+        self._in_q, self._out_q = _qparams(inp, self._in_dtype), _qparams(out, self._out_dtype)
+        self._fixed = fixed_batch(in_sig[0])
+        self._batch = int(inp["shape"][0])
+        self._stateful = _has_state(self._interp)
+        self._allocate()
+
+    # -- construction -------------------------------------------------------------------------
+    def _build(self, no_delegates: bool):
+        try:
+            return self._factory(no_delegates)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise ModelError(f"{self._name} is not a valid TFLite model ({_first_line(exc)}); "
+                             "re-export it or check the file is complete") from None
+
+    def _allocate(self) -> None:
+        try:
+            self._interp.allocate_tensors()
+            return
+        except (RuntimeError, ValueError) as exc:
+            if self._no_delegates:
+                raise self._op_error(exc) from None
+            first = exc
+        log.debug("%s: the default delegate (XNNPACK) refused %s (%s); falling back to the "
+                  "built-in kernels", self.backend, self._name, _first_line(first))
+        self._no_delegates = True
+        batch, self._interp = self._batch, self._build(True)
+        if batch != int(self._interp.get_input_details()[0]["shape"][0]):
+            self._interp.resize_tensor_input(self._in_index, [batch, *self._layout])
+        try:
+            self._interp.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise self._op_error(exc) from None
+
+    def _op_error(self, exc: Exception) -> ModelError:
+        msg = _first_line(exc)
+        hint = "use a newer backend (pip install ai-edge-litert)" if "opcode" in msg or "op " in msg \
+            else "re-export the model"
+        return ModelError(f"{self.backend} cannot run {self._name}: {msg}; {hint}")
+
+    def _resize(self, n: int) -> None:
+        self._interp.resize_tensor_input(self._in_index, [n, *self._layout])
+        self._batch = n
+        self._allocate()
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        if self._fixed is not None and n != self._fixed:
+            return self._run_chunked(x, self._fixed)
+        if n != self._batch:
+            self._resize(n)
+        return self._invoke(x)
+
+    def _run_chunked(self, x: np.ndarray, size: int) -> np.ndarray:
+        out = np.empty((x.shape[0], 10), np.float32)
+        for start in range(0, x.shape[0], size):
+            chunk = x[start:start + size]
+            k = chunk.shape[0]
+            if k < size:  # pad the last chunk to the fixed batch
+                chunk = np.concatenate([chunk, np.zeros((size - k, *chunk.shape[1:]), np.float32)])
+            out[start:start + k] = self._invoke(chunk)[:k]
+        return out
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        interp = self._interp
+        if self._in_q is not None:
+            x = _quantize(x, *self._in_q, self._in_dtype)
+        interp.set_tensor(self._in_index, x.reshape(x.shape[0], *self._layout))
+        if self._stateful:
+            interp.reset_all_variables()
+        interp.invoke()
+        y = interp.get_tensor(self._out_index)
+        if self._out_q is not None:
+            scale, zero = self._out_q[0], self._out_q[1]
+            return ((y.astype(np.float32) - zero) * scale).reshape(y.shape[0], 10)
+        return y.reshape(y.shape[0], 10).astype(np.float32, copy=False)
+
+    def clone(self) -> "TFLiteEngine":
+        return TFLiteEngine(self._factory, backend=self.backend, name=self._name,
+                            delegates_ok=not self._no_delegates)
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.backend,
+            "input_dtype": self._in_dtype.name,
+            "output_dtype": self._out_dtype.name,
+            "input_quantization": None if self._in_q is None else [float(v) for v in self._in_q],
+            "output_quantization": None if self._out_q is None else [float(v) for v in self._out_q],
+            "default_delegates": not self._no_delegates,
+            "stateful": self._stateful,
+            "fixed_batch": self._fixed,
+        }
+
+
+def _qparams(detail: dict, dtype: np.dtype) -> tuple[np.float32, np.float32] | None:
+    """Return (scale, zero_point) for an integer tensor, None for a float one."""
+    if dtype.kind == "f":
+        return None
+    if dtype.kind not in "iu":
+        raise ModelError(f"unsupported tensor type {dtype.name}; expected float, int8 or uint8")
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if not scale:
+        raise ModelError("the model has an integer input/output without quantization parameters")
+    return np.float32(scale), np.float32(zero)
+
+
+def _quantize(x: np.ndarray, scale: np.float32, zero: np.float32, dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    q = np.rint(x / scale + zero)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _has_state(interp) -> bool:
+    """True if the graph holds stateful ops (or if that cannot be told: then reset to be safe)."""
+    try:
+        raw = interp._interpreter  # noqa: SLF001 - op names are only exposed privately
+        return any(raw.NodeName(i) in STATEFUL_OPS for i in range(raw.NumNodes()))
+    except Exception:  # noqa: BLE001 - older/newer wrappers: reset on every call to be safe
+        return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else text
