@@ -17,19 +17,24 @@ from mnistkit.runtime.errors import BackendUnavailableError, ModelError, UsageEr
 #: backend name -> module implementing it, in order of preference per format.
 BACKENDS: dict[str, str] = {
     "litert": "mnistkit.runtime.backend_litert",
+    "tflite-runtime": "mnistkit.runtime.backend_tflite_runtime",
+    "tensorflow": "mnistkit.runtime.backend_tensorflow",
     "onnxruntime": "mnistkit.runtime.backend_onnxruntime",
 }
 #: import name and pip package of each backend (kept here so listing them imports nothing).
 PACKAGES: dict[str, tuple[str, str]] = {
     "litert": ("ai_edge_litert", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime", "tflite-runtime"),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
     "onnxruntime": ("onnxruntime", "onnxruntime"),
 }
 PREFERENCE: dict[str, tuple[str, ...]] = {
-    "tflite": ("litert",),
+    "tflite": ("litert", "tflite-runtime", "tensorflow"),
     "onnx": ("onnxruntime",),
 }
 ALIASES: dict[str, str] = {
-    "ai-edge-litert": "litert", "ai_edge_litert": "litert", "ort": "onnxruntime",
+    "ai-edge-litert": "litert", "ai_edge_litert": "litert", "tflite_runtime": "tflite-runtime",
+    "tf": "tensorflow", "tf.lite": "tensorflow", "tensorflow-cpu": "tensorflow", "ort": "onnxruntime",
 }
 
 
@@ -94,7 +99,9 @@ def choose(fmt: str, backend: str | None) -> list[str]:
     if not names:
         raise BackendUnavailableError(
             f"no backend for .{fmt} models is installed; install one with: pip install "
-            + " (or) ".join(PACKAGES[n][1] for n in PREFERENCE[fmt]))
+            f"{PACKAGES[PREFERENCE[fmt][0]][1]}"
+            + (f" (alternatives: {', '.join(PACKAGES[n][1] for n in PREFERENCE[fmt][1:])})"
+               if len(PREFERENCE[fmt]) > 1 else ""))
     return names
 
 
@@ -107,9 +114,17 @@ def module(name: str) -> ModuleType:
     try:
         mod = importlib.import_module(BACKENDS[name])
         importlib.import_module(PACKAGES[name][0])
-    except ImportError as exc:
-        raise BackendUnavailableError(f"{_missing(name)} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - broken native wheels raise all sorts of errors
+        note = f"; {NOTES[name]}" if name in NOTES else ""
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BackendUnavailableError(f"backend {name!r} failed to import ({line}){note}") from None
     return mod
+
+
+#: extra advice when a backend's package is installed but fails to import.
+NOTES: dict[str, str] = {
+    "tflite-runtime": "tflite-runtime 2.14 needs numpy<2; prefer: pip install ai-edge-litert",
+}
 
 
 def _missing(name: str) -> str:

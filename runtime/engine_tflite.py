@@ -72,6 +72,8 @@ class TFLiteEngine(Engine):
         try:
             return self._factory(no_delegates)
         except (ValueError, RuntimeError, TypeError) as exc:
+            if "opcode" in str(exc):  # a valid model with ops this interpreter is too old for
+                raise self._op_error(exc) from None
             raise ModelError(f"{self._name} is not a valid TFLite model ({_first_line(exc)}); "
                              "re-export it or check the file is complete") from None
 
@@ -96,8 +98,13 @@ class TFLiteEngine(Engine):
 
     def _op_error(self, exc: Exception) -> ModelError:
         msg = _first_line(exc)
-        hint = "use a newer backend (pip install ai-edge-litert)" if "opcode" in msg or "op " in msg \
-            else "re-export the model"
+        if "opcode" in str(exc) or "op for builtin" in str(exc):
+            hint = ("the model uses op versions newer than this interpreter knows; run it with "
+                    "ai-edge-litert (pip install ai-edge-litert)"
+                    + (" or export it in another mode (float32 / int8)"
+                       if self.backend == "tflite-runtime" else ""))
+        else:
+            hint = "re-export the model"
         return ModelError(f"{self.backend} cannot run {self._name}: {msg}; {hint}")
 
     def _resize(self, n: int) -> None:
