@@ -1,0 +1,122 @@
+"""Train a zoo model with its recipe: seeded, early-stopped, interruptible (Ctrl-C keeps the best epoch)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from mnistkit.models import zoo
+from mnistkit.models.data import Mnist, to_float
+from mnistkit.models.recipes import Recipe, validate_recipe
+from mnistkit.runtime.errors import MnistkitError
+
+
+class TrainingInterrupted(MnistkitError):
+    """Ctrl-C arrived before any epoch finished: there is nothing worth keeping."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) training run produced."""
+
+    model: object  # keras.Model without optimizer state
+    recipe: Recipe
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    interrupted: bool
+    train_count: int
+    test_probabilities: np.ndarray = field(repr=False, default=None)
+
+
+def _split(mnist: Mnist, recipe: Recipe, limit: int | None):
+    rng = np.random.default_rng(recipe.seed)
+    order = rng.permutation(len(mnist.x_train))
+    if limit:
+        order = order[:limit]
+    n_val = max(1, int(round(len(order) * recipe.validation_split)))
+    val, train = order[:n_val], order[n_val:]
+    x = to_float(mnist.x_train)
+    return (x[train], mnist.y_train[train]), (x[val], mnist.y_train[val])
+
+
+def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, verbose: int = 1) -> TrainResult:
+    """Train zoo model ``name`` on ``mnist`` with ``recipe`` and evaluate it on the test set.
+
+    Args:
+        name: zoo model name.
+        mnist: loaded data.
+        recipe: hyper-parameters, seed included.
+        limit: use only this many (seeded, random) training images.
+        verbose: Keras fit verbosity (1 = progress bar, 2 = one line per epoch).
+
+    Returns:
+        The trained model (best validation epoch) and its history. On Ctrl-C after at least one
+        epoch, the best epoch so far with ``interrupted=True``.
+
+    Raises:
+        UsageError: impossible recipe values.
+        TrainingInterrupted: Ctrl-C before the first epoch finished.
+    """
+    import tensorflow as tf
+
+    zoo.check_name(name)
+    validate_recipe(recipe, limit)
+    keras.utils.set_random_seed(recipe.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    (x_train, y_train), (x_val, y_val) = _split(mnist, recipe, limit)
+    model = zoo.build(name, dropout=recipe.dropout)
+    steps = int(np.ceil(len(x_train) / recipe.batch_size)) * recipe.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, decay_steps=steps, alpha=0.01)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=recipe.clipnorm),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    best = _BestWeights()
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience, restore_best_weights=False)
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        model.fit(
+            x_train, y_train, validation_data=(x_val, y_val), epochs=recipe.epochs,
+            batch_size=recipe.batch_size, shuffle=True, callbacks=[best, stopper], verbose=verbose,
+        )
+    except KeyboardInterrupt:
+        if best.weights is None:
+            raise TrainingInterrupted("interrupted before the first epoch finished; nothing was written") from None
+        interrupted = True
+    seconds = time.perf_counter() - start
+    clean = zoo.build(name, dropout=recipe.dropout)  # a fresh model: no optimizer state in the saved file
+    clean.set_weights(best.weights)
+    probs = clean.predict(to_float(mnist.x_test), batch_size=1000, verbose=0)
+    return TrainResult(
+        model=clean, recipe=recipe, history=best.history, best_epoch=best.epoch, epochs_run=len(best.history.get("loss", [])),
+        seconds=seconds, interrupted=interrupted, train_count=len(x_train), test_probabilities=probs,
+    )
+
+
+class _BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest validation loss, and the history so far."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights = None
+        self.epoch = 0
+        self.best = np.inf
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        for key, value in logs.items():
+            if key != "learning_rate":
+                self.history.setdefault(key, []).append(float(value))
+        if logs.get("val_loss", np.inf) < self.best:
+            self.best = float(logs["val_loss"])
+            self.epoch = epoch + 1
+            self.weights = self.model.get_weights()

@@ -1,0 +1,31 @@
+"""Shared pytest setup: point the MNIST loader at the offline copy beside the project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+if "MNISTKIT_DATA" not in os.environ and SHARED_MNIST.is_dir():
+    os.environ["MNISTKIT_DATA"] = str(SHARED_MNIST)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder of the four canonical MNIST IDX files (tests never download)."""
+    folder = Path(os.environ.get("MNISTKIT_DATA", SHARED_MNIST))
+    if not folder.is_dir():
+        pytest.skip(f"MNIST files not found at {folder}; set MNISTKIT_DATA")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    """The verified MNIST split, loaded once per session."""
+    from mnistkit.models.data import load_mnist
+
+    return load_mnist(mnist_dir)
