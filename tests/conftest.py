@@ -29,3 +29,16 @@ def mnist(mnist_dir):
     from mnistkit.models.data import load_mnist
 
     return load_mnist(mnist_dir)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow (training, conversion, parity)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --runslow to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
