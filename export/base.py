@@ -1,0 +1,253 @@
+"""Shared base of the exporters: source models, calibration data and the format registry.
+
+Each format module (``export/tflite.py``, ``export/onnx.py``) exposes
+``export(model_path, config, out_dir) -> Path`` and ``describe(path) -> dict``; ``EXPORTERS`` maps a
+Format to its module, imported only when used. Keras models and MNIST are cached per process so a
+worker exporting many modes of one model loads each once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from mnistkit.export.modes import ExportConfig, Format, parse_format
+from mnistkit.models.artifacts import sha256_file
+from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
+from mnistkit.runtime.errors import ExportError, ModelError
+
+EXPORTERS: dict[Format, str] = {
+    Format.TFLITE: "mnistkit.export.tflite",
+    Format.ONNX: "mnistkit.export.onnx",
+}
+
+RUN_DIR_MODEL = "model.keras"
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """A Keras source model identified without importing TensorFlow."""
+
+    path: Path
+    name: str
+    sha256: str
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the model has a recurrent layer (exported through an unrolled clone)."""
+        return self.name in RECURRENT
+
+
+def resolve_source(source: str | os.PathLike) -> SourceModel:
+    """Find and identify a Keras source model.
+
+    Args:
+        source: a ``.keras`` file, or a training run directory holding ``model.keras``.
+
+    Returns:
+        The resolved file, its zoo model name (read from the file's config) and sha256.
+
+    Raises:
+        ModelError: missing, not a Keras 3 ``.keras`` file, or not a zoo model.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / RUN_DIR_MODEL).is_file():
+            raise ModelError(f"{path} is a folder without {RUN_DIR_MODEL}; pass a .keras file or a training run folder")
+        path = path / RUN_DIR_MODEL
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist; pass a .keras file or a training run folder")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        raise ModelError(
+            f"{path} is not a Keras model (.keras zip with config.json); pass a file saved by model.save()"
+        ) from None
+    name = (config.get("config") or {}).get("name") if isinstance(config, dict) else None
+    if name not in MODEL_NAMES:
+        raise ModelError(
+            f"{path} holds model {name!r}, not a zoo model ({', '.join(MODEL_NAMES)}); "
+            "export models built with mnistkit.models.zoo"
+        )
+    return SourceModel(path=path.resolve(), name=name, sha256=sha256_file(path))
+
+
+def exporter(fmt: Format | str) -> ModuleType:
+    """Import and return the exporter module registered for ``fmt``."""
+    return importlib.import_module(EXPORTERS[parse_format(fmt)])
+
+
+def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike) -> Path:
+    """Export one model in one format and mode; dispatches on ``config.format``.
+
+    Returns:
+        Path of the written artifact (written atomically).
+    """
+    return exporter(config.format).export(model_path, config, out_dir)
+
+
+def describe(path: str | os.PathLike, fmt: Format | str) -> dict[str, Any]:
+    """Inspect an exported file: input/output dtypes and quantization, operator census."""
+    return exporter(fmt).describe(path)
+
+
+@functools.lru_cache(maxsize=4)
+def load_keras(path: str):
+    """Load a Keras model once per process (compile=False)."""
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for unreadable files
+        raise ModelError(f"{path} could not be loaded by Keras ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def conversion_graph(model, fmt: Format):
+    """The Keras graph to convert: an unrolled clone where a plain op graph is needed.
+
+    TFLite: every recurrent model is unrolled (free batch dimension, plain ops). ONNX: LSTM and
+    BiLSTM stay whole (one ONNX ``LSTM`` op); SimpleRNN is unrolled because tf2onnx turns it into a
+    ``Loop`` that float16 breaks and quantization cannot shrink.
+    """
+    from mnistkit.models.zoo import unrolled_clone
+
+    if model.name not in RECURRENT:
+        return model
+    if fmt is Format.TFLITE or model.name == "rnn":
+        return unrolled_clone(model)
+    return model
+
+
+def graph_kind(name: str, fmt: Format) -> str:
+    """'unrolled' when :func:`conversion_graph` unrolls the model, else 'as-is'."""
+    if name in RECURRENT and (fmt is Format.TFLITE or name == "rnn"):
+        return "unrolled"
+    return "as-is"
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist(data_dir: str | None):
+    from mnistkit.models.data import load_mnist
+
+    return load_mnist(data_dir)
+
+
+def mnist(data_dir: str | None = None):
+    """MNIST, loaded once per process."""
+    return _mnist(data_dir)
+
+
+def calibration_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Draw ``count`` training indices stratified by class (seeded, without replacement).
+
+    Each digit gets ``count // 10`` images, the first ``count % 10`` digits (in a seeded order)
+    one more, so every class is represented even for small counts.
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per = np.full(len(classes), count // len(classes))
+    per[rng.permutation(len(classes))[: count % len(classes)]] += 1
+    picks = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in zip(classes, per)]
+    out = np.concatenate(picks)
+    rng.shuffle(out)
+    return out
+
+
+def calibration_set(config: ExportConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Calibration images (float32 (N, 28, 28) in [0, 1]) and the record of how they were drawn."""
+    from mnistkit.models.data import to_float
+
+    data = mnist(config.data_dir)
+    idx = calibration_indices(data.y_train, config.calibration_samples, config.seed)
+    record = {
+        "count": int(len(idx)),
+        "split": "train",
+        "method": "stratified random: equal share per digit, seeded numpy default_rng",
+        "seed": config.seed,
+        "indices_sha256": hashlib.sha256(np.sort(idx).astype("<i8").tobytes()).hexdigest(),
+    }
+    return to_float(data.x_train[idx]), record
+
+
+def no_calibration() -> dict[str, Any]:
+    """Calibration record of a mode that uses none."""
+    return {"count": 0, "split": None, "method": "none (mode needs no calibration)"}
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create ``out_dir`` if needed and prove it is writable.
+
+    Raises:
+        ExportError: the folder cannot be created or written.
+    """
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".mnistkit-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ExportError(f"output folder {out} is not writable ({exc.strerror}); choose another --out") from None
+    return out
+
+
+# Precision labels of weighted ops, shared by the format modules' operator census.
+FLOAT_PRECISIONS = frozenset({"float32"})
+
+
+def op_census(weighted: list[tuple[str, str]], all_ops: list[str], weight_elems: dict[str, int]) -> dict[str, Any]:
+    """Summarize an exported graph's operators for the manifest.
+
+    Args:
+        weighted: (op type, precision) for each op that holds weights (conv, dense, recurrent),
+            precision one of float32, float16, int8, int16x8, int8-weights (hybrid/dynamic).
+        all_ops: op type of every node.
+        weight_elems: number of constant weight elements per stored dtype.
+
+    Returns:
+        Counts by type, the weighted ops by precision, the share of weighted ops and of weight
+        elements that are not float32, and the weighted op types left in float32.
+    """
+    by_type: dict[str, int] = {}
+    for op in all_ops:
+        by_type[op] = by_type.get(op, 0) + 1
+    by_precision: dict[str, dict[str, int]] = {}
+    for op, prec in weighted:
+        by_precision.setdefault(prec, {})
+        by_precision[prec][op] = by_precision[prec].get(op, 0) + 1
+    n_q = sum(1 for _, p in weighted if p not in FLOAT_PRECISIONS)
+    total_w = sum(weight_elems.values()) or 1
+    reduced_w = sum(n for dt, n in weight_elems.items() if dt != "float32")
+    left_float = sorted({op for op, p in weighted if p in FLOAT_PRECISIONS})
+    return {
+        "total": len(all_ops),
+        "by_type": dict(sorted(by_type.items())),
+        "weighted_ops": len(weighted),
+        "weighted_by_precision": by_precision,
+        "quantized_share": round(n_q / len(weighted), 4) if weighted else 0.0,
+        "weights_by_dtype": weight_elems,
+        "weights_quantized_share": round(reduced_w / total_w, 4),
+        "left_in_float32": left_float,
+    }
+
+
+def census_note(mode_value: str, census: dict[str, Any]) -> str | None:
+    """A plain sentence when a reduced-precision mode left weighted ops in float32."""
+    if mode_value == "none" or not census["left_in_float32"]:
+        return None
+    share = census["weights_quantized_share"] * 100
+    return (
+        f"{mode_value} left {', '.join(census['left_in_float32'])} in float32; "
+        f"{share:.0f}% of the weights are reduced-precision"
+    )

@@ -1,0 +1,90 @@
+"""The JSON manifest written beside every exported file (``<artifact file>.json``).
+
+It records where the file came from (sha256 of artifact and source), what it is (format, mode,
+input/output dtypes and quantization parameters, operator census with the quantized share, how
+calibration images were drawn), the tool versions, and the parity figures against the source.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any
+
+from mnistkit.export.base import SourceModel, census_note
+from mnistkit.export.modes import ExportConfig, Format, manifest_name
+from mnistkit.models.artifacts import sha256_file, tool_versions, write_json_atomic
+
+SCHEMA_VERSION = 1
+TOOLS = (
+    "mnistkit", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
+    "onnxconverter-common", "ai-edge-litert", "numpy",
+)
+
+
+def manifest_path(artifact: str | os.PathLike) -> Path:
+    """Path of the manifest beside ``artifact``."""
+    artifact = Path(artifact)
+    return artifact.with_name(manifest_name(artifact.name))
+
+
+def build(
+    *, artifact: Path, final_name: str, source: SourceModel, config: ExportConfig,
+    info: dict[str, Any], parity: dict[str, Any], seconds: float,
+) -> dict[str, Any]:
+    """Assemble the manifest of one exported file.
+
+    Args:
+        artifact: the file as it is now (hashed and measured here).
+        final_name: the file name it is published under.
+        source: the Keras source model.
+        config: the export config.
+        info: ``describe()`` output plus 'calibration' and 'graph' (from the worker).
+        parity: parity figures of the file against the source.
+        seconds: conversion wall time.
+
+    Returns:
+        A JSON-ready dict following the project's manifest contract.
+    """
+    ops = info["ops"]
+    notes = [n for n in [census_note(config.mode.value, ops)] if n]
+    if info.get("graph") == "unrolled":
+        notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
+    out: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "artifact": {"file": final_name, "sha256": sha256_file(artifact), "size_bytes": artifact.stat().st_size},
+        "format": config.format.value,
+        "mode": config.mode.value,
+        "model": source.name,
+        "source": {"file": str(source.path), "sha256": source.sha256},
+        "graph": info.get("graph", "as-is"),
+        "input": info["input"],
+        "output": info["output"],
+        "ops": ops,
+        "notes": notes,
+        "calibration": info.get("calibration", {}),
+        "conversion_seconds": round(seconds, 2),
+        "versions": tool_versions(*TOOLS),
+        "parity": parity,
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if "opset" in info:
+        out["opset"] = info["opset"]
+    if config.format is Format.TFLITE:
+        out["compat"] = _tflite_compat(artifact)
+    return out
+
+
+def _tflite_compat(artifact: Path) -> dict[str, Any]:
+    from mnistkit.export.compat import tflite_runtime_compat
+
+    try:
+        return {"tflite_runtime_2_14": tflite_runtime_compat(artifact).to_manifest()}
+    except Exception as exc:  # an informational check must not fail an export
+        return {"tflite_runtime_2_14": {"error": f"{type(exc).__name__}: {exc}"[:200]}}
+
+
+def write(manifest: dict[str, Any], artifact: str | os.PathLike) -> Path:
+    """Write ``manifest`` atomically beside ``artifact``; returns the manifest path."""
+    return write_json_atomic(manifest_path(artifact), manifest)

@@ -1,0 +1,190 @@
+"""TFLite exporter: float32, float16, dynamic-range, full int8 and int16x8.
+
+Recurrent models are converted through an unrolled clone (``zoo.unrolled_clone``): Keras 3's LSTM
+with a free batch dimension does not convert, and its fixed-batch ``WHILE`` form crashes the int8
+calibrator. The clone is numerically identical and converts to plain ops with a free batch.
+Full int8 has int8 input and output; int16x8 keeps float32 input and output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnistkit.export import base
+from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name
+from mnistkit.models.artifacts import write_bytes_atomic
+from mnistkit.runtime.errors import ExportError
+
+# Constant tensors smaller than this are shapes or axes, not weights.
+_MIN_WEIGHT_ELEMS = 16
+
+
+def _converter(graph, config: ExportConfig, calib: np.ndarray | None):
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(graph)
+    mode = config.mode
+    if mode is Mode.NONE:
+        return conv
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode is Mode.FLOAT16:
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode.calibrated:
+
+        def representative():
+            for i in range(len(calib)):
+                yield [calib[i : i + 1]]
+
+        conv.representative_dataset = representative
+        if mode is Mode.INT8:
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+        else:
+            conv.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+    return conv
+
+
+def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
+    """Convert a loaded Keras zoo model to TFLite bytes.
+
+    Returns:
+        The flatbuffer and the calibration record.
+
+    Raises:
+        ExportError: the converter rejected the graph.
+    """
+    graph = base.conversion_graph(model, Format.TFLITE)
+    if config.mode.calibrated:
+        calib, record = base.calibration_set(config)
+    else:
+        calib, record = None, base.no_calibration()
+    try:
+        data = _converter(graph, config, calib).convert()
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise ExportError(f"TFLite converter failed for {model.name} {config.mode.value}: {first[:300]}") from None
+    return data, record
+
+
+def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike) -> Path:
+    """Export a Keras zoo model to ``out_dir/<model>_<mode>.tflite`` (atomic write).
+
+    Args:
+        model_path: the source ``.keras`` file.
+        config: format (tflite), mode and calibration settings.
+        out_dir: destination folder.
+
+    Returns:
+        Path of the written file.
+
+    Raises:
+        ExportError: the conversion failed.
+    """
+    model = base.load_keras(str(model_path))
+    data, _ = convert(model, config)
+    return write_bytes_atomic(Path(out_dir) / artifact_name(model.name, Format.TFLITE, config.mode), data)
+
+
+# ---------------------------------------------------------------------------------------- inspection
+
+
+def _enum_names(cls) -> dict[int, str]:
+    return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _io(tensor, types: dict[int, str]) -> dict[str, Any]:
+    q = tensor.quantization
+    scales = list(q.scale) if q is not None and q.scale is not None else []
+    zps = list(q.zeroPoint) if q is not None and q.zeroPoint is not None else []
+    shape = tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape
+    out: dict[str, Any] = {
+        "name": tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name,
+        "dtype": types[tensor.type].lower(),
+        "shape": [int(d) for d in shape],
+    }
+    if scales:
+        out["quantization"] = {"scale": float(scales[0]), "zero_point": int(zps[0]) if zps else 0}
+    return out
+
+
+def describe(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a .tflite file: input/output dtypes and quantization, operator census.
+
+    Parses the flatbuffer only (no interpreter, no TensorFlow).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
+    ops_names = _enum_names(schema.BuiltinOperator)
+    types = _enum_names(schema.TensorType)
+    sg = model.subgraphs[0]
+    tensors = sg.tensors
+
+    def is_const(i: int) -> bool:
+        buf = model.buffers[tensors[i].buffer] if tensors[i].buffer < len(model.buffers) else None
+        return buf is not None and buf.data is not None and len(buf.data) > 0
+
+    def elems(i: int) -> int:
+        shape = tensors[i].shape
+        return int(np.prod(shape)) if shape is not None and len(shape) else 1
+
+    def is_kernel(i: int) -> bool:  # a weight matrix or conv kernel (not a bias or a shape)
+        shape = tensors[i].shape
+        return is_const(i) and shape is not None and len(shape) >= 2 and elems(i) >= _MIN_WEIGHT_ELEMS
+
+    def dtype(i: int) -> str:
+        return types[tensors[i].type].lower()
+
+    producer = {}
+    for op in sg.operators:
+        for o in op.outputs:
+            producer[int(o)] = op
+
+    def opname(op) -> str:
+        code = model.operatorCodes[op.opcodeIndex]
+        return ops_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), str(code.builtinCode))
+
+    all_ops, weighted = [], []
+    weight_elems: dict[str, int] = {}
+    for op in sg.operators:
+        name = opname(op)
+        all_ops.append(name)
+        ins = [int(i) for i in op.inputs if i >= 0]
+        weights = []
+        for i in ins:
+            src = producer.get(i)
+            if is_kernel(i):
+                weights.append(dtype(i))
+            elif src is not None and opname(src) == "DEQUANTIZE" and src.inputs is not None:
+                j = int(src.inputs[0])
+                if is_kernel(j):
+                    weights.append(dtype(j))
+        if name in ("DEQUANTIZE", "QUANTIZE") or not weights:
+            continue
+        acts = [dtype(i) for i in ins if not is_const(i)]
+        if "int16" in acts:
+            prec = "int16x8"
+        elif "int8" in acts:
+            prec = "int8"
+        elif "int8" in weights:
+            prec = "int8-weights"
+        elif "float16" in weights:
+            prec = "float16"
+        else:
+            prec = "float32"
+        weighted.append((name, prec))
+    for t_i, t in enumerate(tensors):
+        if is_const(t_i) and elems(t_i) >= _MIN_WEIGHT_ELEMS:
+            weight_elems[dtype(t_i)] = weight_elems.get(dtype(t_i), 0) + elems(t_i)
+    return {
+        "input": _io(tensors[sg.inputs[0]], types),
+        "output": _io(tensors[sg.outputs[0]], types),
+        "ops": base.op_census(weighted, all_ops, weight_elems),
+    }

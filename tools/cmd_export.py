@@ -1,0 +1,67 @@
+"""`mnistkit export`: Keras model -> TFLite / ONNX in every quantization mode, with parity proof."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from mnistkit.export.modes import FORMATS, MODES
+from mnistkit.tools.cmd_parity import overrides, threshold_options
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="tflite", show_default=True,
+              help="Target format, or all.")
+@click.option("--quantize", type=click.Choice([*MODES, "all"]), default="none", show_default=True,
+              help="none (float32), float16, dynamic (int8 weights), int8 (calibrated; TFLite int8 I/O), "
+                   "int16x8 (int16 activations), or all.")
+@click.option("--calibration-samples", type=int, default=200, show_default=True,
+              help="Training images (stratified by digit, seeded) used to calibrate int8/int16x8.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration draw.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("exports"), show_default=True,
+              help="Output folder.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the four MNIST IDX files.")
+@click.option("--parity-limit", type=click.IntRange(1, 10000), help="Test images for the parity check (default all 10,000).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (check lines go to stderr).")
+@threshold_options
+def export(source, fmt, quantize, calibration_samples, seed, out, force, data_dir, parity_limit, as_json,
+           min_agreement, max_delta_p, max_accuracy_delta):
+    """Export SOURCE (a .keras file or a training run folder) and prove each file against it.
+
+    Writes OUT/<model>_<mode>.<tflite|onnx> plus a <file>.json manifest per file. Every file is run
+    through the device runtime on the test set; one that misses its mode's parity thresholds is not
+    written. Each conversion runs in a child process, so a converter crash fails only that file.
+    Exits 1 if any requested file could not be delivered.
+    """
+    from mnistkit.export.modes import Format, Mode
+    from mnistkit.runtime.errors import UsageError
+    from mnistkit.tools.exporting import run_export
+
+    if calibration_samples < 1:
+        raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    formats = list(Format) if fmt == "all" else [Format(fmt)]
+    modes = list(Mode) if quantize == "all" else [Mode(quantize)]
+    err = lambda s: click.echo(s, err=True)  # noqa: E731
+    outcomes = run_export(
+        source, formats, modes, out, calibration_samples=calibration_samples, seed=seed, force=force,
+        data_dir=data_dir, parity_limit=parity_limit,
+        overrides=overrides(min_agreement, max_delta_p, max_accuracy_delta),
+        echo=err if as_json else click.echo, progress=err,
+    )
+    if as_json:
+        click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
+    written = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    if written:
+        err(f"wrote {len(written)} file(s) + manifests to {out}/: {', '.join(o.target.name for o in written)}")
+        src = Path(source)
+        err(f"Next: mnistkit parity {src} {' '.join(str(o.target) for o in written)}   |   mnistkit bench {out}/")
+    if failed:
+        err(f"{len(failed)} of {len(outcomes)} combination(s) not delivered: "
+            + ", ".join(o.target.name for o in failed))
+        sys.exit(1)

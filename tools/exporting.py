@@ -1,0 +1,209 @@
+"""Export pipeline behind ``mnistkit export``: plan, convert in isolation, prove parity, publish.
+
+For one source model and a set of (format, mode) pairs: refuse existing outputs before any work,
+convert every pair in a child process (``mnistkit.export.worker``), run each staged file through
+the device runtime against the Keras model, and publish the file and its manifest only when parity
+holds. A combination that cannot be delivered fails with one line saying why and what to use
+instead; the others go on. Staged files live in a hidden folder inside the output folder (same
+file system, so publishing is an atomic rename) and are removed on any exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mnistkit.export import manifest as manifest_mod
+from mnistkit.export.base import SourceModel, check_out_dir, resolve_source
+from mnistkit.export.modes import KNOWN_LIMITS, ExportConfig, Format, Mode, artifact_name, suggestion
+from mnistkit.export.worker import SOURCE_PROBS, Job, run_isolated
+from mnistkit.runtime.errors import MnistkitError, OutputExistsError
+from mnistkit.tools import parity as parity_mod
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    """What happened to one (format, mode) pair."""
+
+    job: Job
+    target: Path
+    ok: bool
+    message: str
+    seconds: float = 0.0
+    result: parity_mod.ParityResult | None = None
+    size_ratio: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "format": self.job.format.value, "mode": self.job.mode.value, "file": str(self.target),
+            "ok": self.ok, "message": self.message, "conversion_seconds": self.seconds,
+            "size_ratio_vs_float32": self.size_ratio,
+            "parity": self.result.to_dict() if self.result else None,
+        }
+
+
+def plan(source: SourceModel, formats: list[Format], modes: list[Mode], out_dir: Path, force: bool) -> list[tuple[Job, Path]]:
+    """Targets of every pair; refuses existing outputs (artifact or manifest) unless ``force``.
+
+    Raises:
+        OutputExistsError: some target exists and ``force`` is False.
+    """
+    pairs = [(Job(f, m), out_dir / artifact_name(source.name, f, m)) for f in formats for m in modes]
+    if not force:
+        existing = [p for _, t in pairs for p in (t, manifest_mod.manifest_path(t)) if p.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise OutputExistsError(f"{existing[0]} already exists{more}; pass --force to overwrite or choose another --out")
+    return pairs
+
+
+def _float_size(source: SourceModel, fmt: Format, out_dir: Path, sizes: dict[Format, int]) -> int | None:
+    if fmt in sizes:
+        return sizes[fmt]
+    ref = out_dir / artifact_name(source.name, fmt, Mode.NONE)
+    try:
+        import json
+
+        data = json.loads(manifest_mod.manifest_path(ref).read_text())
+        if data["source"]["sha256"] == source.sha256 and ref.is_file():
+            return ref.stat().st_size
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _publish(staged: Path, target: Path, manifest: dict) -> None:
+    """Move ``staged`` onto ``target`` and write its manifest, with Ctrl-C held off in between."""
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        os.replace(staged, target)
+        manifest_mod.write(manifest, target)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _why_failed(source: SourceModel, job: Job, problem: str) -> str:
+    known = KNOWN_LIMITS.get((source.name, job.format, job.mode))
+    why = f"{problem}: {known}" if known else problem
+    return f"{why}; not written; {suggestion(source.name, job.format, job.mode)}"
+
+
+def run_export(
+    source_arg: str | os.PathLike, formats: list[Format], modes: list[Mode], out_dir: str | os.PathLike, *,
+    calibration_samples: int = 200, seed: int = 0, force: bool = False, data_dir: str | None = None,
+    parity_limit: int | None = None, overrides: dict[str, float | None] | None = None,
+    echo: Echo = print, progress: Echo = print,
+) -> list[Outcome]:
+    """Export ``source_arg`` to every (format, mode) pair, proving parity for each.
+
+    Args:
+        source_arg: a ``.keras`` file or a training run directory.
+        formats, modes: the pairs to export (their product).
+        out_dir: output folder (created if needed).
+        calibration_samples, seed: calibration of int8/int16x8 (stratified draw from the train split).
+        force: overwrite existing outputs.
+        data_dir: MNIST folder.
+        parity_limit: number of test images for parity (None: all 10,000).
+        overrides: threshold overrides (see tools.parity.thresholds_for).
+        echo: receives one check or failure line per pair.
+        progress: receives progress lines.
+
+    Returns:
+        One Outcome per pair, in order.
+
+    Raises:
+        MnistkitError: bad source, bad settings, unwritable or occupied output (before any work).
+    """
+    from mnistkit.export.base import mnist
+    from mnistkit.models.data import to_float
+
+    source = resolve_source(source_arg)
+    for f in formats:
+        for m in modes:
+            ExportConfig(f, m, calibration_samples, seed, data_dir)  # validates settings
+    out = Path(out_dir).expanduser()
+    created = not out.exists()
+    pairs = plan(source, formats, modes, out, force)
+    out = check_out_dir(out)
+    data = mnist(data_dir)
+    x, labels = to_float(data.x_test[:parity_limit]), data.y_test[:parity_limit]
+    staging = Path(tempfile.mkdtemp(prefix=".mnistkit-export-", dir=out))
+    targets = dict(pairs)
+    outcomes: list[Outcome] = []
+    sizes: dict[Format, int] = {}
+    src_probs = None
+    try:
+        progress(f"exporting {source.name} ({source.path}) to {len(pairs)} format/mode pair(s); "
+                 f"parity on {len(labels)} test images")
+        events = run_isolated(
+            source.path, [j for j, _ in pairs], staging, calibration_samples=calibration_samples, seed=seed,
+            data_dir=data_dir, parity_limit=parity_limit,
+        )
+        done = 0
+        for ev in events:
+            if ev.kind == "source":
+                src_probs = np.load(staging / SOURCE_PROBS)
+                continue
+            if ev.kind == "start":
+                progress(f"[{done + 1}/{len(pairs)}] converting {source.name} -> {ev.job.format.value} {ev.job.mode.value} ...")
+                continue
+            done += 1
+            res, job = ev.result, ev.job
+            target = targets[job]
+            if not res.ok:
+                outcomes.append(Outcome(job, target, False, _why_failed(source, job, res.error), res.seconds))
+                echo(f"{target.name}: FAIL {outcomes[-1].message}")
+                continue
+            outcomes.append(_check_and_publish(source, job, res, target, src_probs, x, labels, out, sizes,
+                                               overrides, calibration_samples, seed, data_dir, echo))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    return outcomes
+
+
+def _check_and_publish(source, job, res, target, src_probs, x, labels, out, sizes, overrides,
+                       calibration_samples, seed, data_dir, echo) -> Outcome:
+    mode = job.mode.value
+    try:
+        art_probs = parity_mod.artifact_probabilities(res.file, x)
+    except MnistkitError as exc:
+        msg = _why_failed(source, job, f"the runtime cannot run the converted file ({exc})")
+        echo(f"{target.name}: FAIL {msg}")
+        return Outcome(job, target, False, msg, res.seconds)
+    result = parity_mod.compare(src_probs, art_probs, labels, artifact=target.name, mode=mode,
+                                thresholds=parity_mod.thresholds_for(mode, overrides))
+    result.size_bytes = res.file.stat().st_size
+    if job.mode is Mode.NONE:
+        sizes[job.format] = result.size_bytes
+    ref = _float_size(source, job.format, out, sizes)
+    ratio = round(result.size_bytes / ref, 3) if ref else None
+    echo(parity_mod.check_line(result, ratio))
+    note = manifest_mod.census_note(mode, res.info["ops"])
+    if note:
+        echo(f"  note: {note}")
+    if not result.passed:
+        msg = _why_failed(source, job, "parity failed (" + "; ".join(result.failures) + ")")
+        echo(f"{target.name}: FAIL {msg}")
+        return Outcome(job, target, False, msg, res.seconds, result, ratio)
+    config = ExportConfig(job.format, job.mode, calibration_samples, seed, data_dir)
+    parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier"}
+    data = manifest_mod.build(artifact=res.file, final_name=target.name, source=source, config=config,
+                              info=res.info, parity=parity, seconds=res.seconds)
+    _publish(res.file, target, data)
+    return Outcome(job, target, True, "exported", res.seconds, result, ratio)

@@ -1,0 +1,213 @@
+"""Parity: does an exported file classify like its Keras source?
+
+Figures per artifact: accuracy of both, accuracy delta, top-1 agreement, max |delta p|, per-class
+recall deltas and the indices of the test images where the two disagree. Exported files run through
+``mnistkit.runtime.Classifier`` (the code path a device runs), the source through Keras.
+
+Default thresholds per mode: none (float32) agreement 100% and max |delta p| <= 1e-4; float16
+agreement >= 99.95%; dynamic, int8 and int16x8 |delta accuracy| <= 0.2 pp and agreement >= 99.5%.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnistkit.runtime.errors import ModelError, UsageError
+
+MAX_LISTED_INDICES = 200
+_EPS = 1e-9  # 4 of 2,000 images is exactly 0.2 pp, which passes a 0.2 pp limit
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Pass criteria; None disables a criterion.
+
+    Attributes:
+        min_agreement: minimum top-1 agreement, as a fraction (1.0 = every image).
+        max_delta_p: maximum |p_artifact - p_source| over every image and class.
+        max_accuracy_delta_pp: maximum |accuracy difference| in percentage points.
+    """
+
+    min_agreement: float | None = None
+    max_delta_p: float | None = None
+    max_accuracy_delta_pp: float | None = None
+
+
+DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
+    "none": Thresholds(min_agreement=1.0, max_delta_p=1e-4),
+    "float16": Thresholds(min_agreement=0.9995),
+    "dynamic": Thresholds(min_agreement=0.995, max_accuracy_delta_pp=0.2),
+    "int8": Thresholds(min_agreement=0.995, max_accuracy_delta_pp=0.2),
+    "int16x8": Thresholds(min_agreement=0.995, max_accuracy_delta_pp=0.2),
+}
+
+
+def thresholds_for(mode: str, overrides: dict[str, float | None] | None = None) -> Thresholds:
+    """Default thresholds of ``mode`` with any non-None ``overrides`` (field name -> value) applied."""
+    if mode not in DEFAULT_THRESHOLDS:
+        raise UsageError(f"unknown quantization mode {mode!r}; choose one of: {', '.join(DEFAULT_THRESHOLDS)}")
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return replace(DEFAULT_THRESHOLDS[mode], **changes)
+
+
+@dataclass
+class ParityResult:
+    """Parity figures of one artifact against its source."""
+
+    artifact: str
+    mode: str
+    count: int
+    source_accuracy: float
+    artifact_accuracy: float
+    accuracy_delta_pp: float
+    agreement: float
+    max_delta_p: float
+    recall_delta_pp: list[float]
+    disagreements: int
+    disagreeing_indices: list[int]
+    thresholds: Thresholds
+    failures: list[str] = field(default_factory=list)
+    size_bytes: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when every threshold holds."""
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready figures (indices capped at MAX_LISTED_INDICES)."""
+        out = asdict(self)
+        out["disagreeing_indices"] = self.disagreeing_indices[:MAX_LISTED_INDICES]
+        out["passed"] = self.passed
+        return out
+
+
+def _recall(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.array([(pred[labels == c] == c).mean() if (labels == c).any() else np.nan for c in range(10)])
+
+
+def compare(
+    source_probs: np.ndarray, artifact_probs: np.ndarray, labels: np.ndarray, *, artifact: str, mode: str,
+    thresholds: Thresholds | None = None,
+) -> ParityResult:
+    """Compare an artifact's probabilities with the source's on the same images.
+
+    Args:
+        source_probs: (N, 10) probabilities of the Keras model.
+        artifact_probs: (N, 10) probabilities of the exported file.
+        labels: (N,) true digits.
+        artifact: display name of the artifact.
+        mode: its quantization mode (selects the default thresholds).
+        thresholds: criteria (default: the mode's).
+
+    Returns:
+        The figures, with one line per failed threshold in ``failures``.
+    """
+    if source_probs.shape != artifact_probs.shape or source_probs.shape[0] != labels.shape[0]:
+        raise ModelError(
+            f"{artifact} returned probabilities of shape {artifact_probs.shape}, expected {source_probs.shape}"
+        )
+    th = thresholds or thresholds_for(mode)
+    sp, ap = source_probs.argmax(1), artifact_probs.argmax(1)
+    src_acc, art_acc = float((sp == labels).mean()), float((ap == labels).mean())
+    disagree = np.flatnonzero(sp != ap)
+    agreement = 1.0 - len(disagree) / len(labels)
+    max_dp = float(np.abs(artifact_probs.astype(np.float64) - source_probs).max())
+    delta_pp = (art_acc - src_acc) * 100
+    recall = (_recall(ap, labels) - _recall(sp, labels)) * 100
+    failures = []
+    if th.min_agreement is not None and agreement < th.min_agreement - _EPS:
+        failures.append(f"agreement {agreement:.2%} < {th.min_agreement:.2%}")
+    if th.max_delta_p is not None and max_dp > th.max_delta_p:
+        failures.append(f"max |delta p| {max_dp:.2g} > {th.max_delta_p:.2g}")
+    if th.max_accuracy_delta_pp is not None and abs(delta_pp) > th.max_accuracy_delta_pp + _EPS:
+        failures.append(f"|delta accuracy| {abs(delta_pp):.2f} pp > {th.max_accuracy_delta_pp:.2f} pp")
+    return ParityResult(
+        artifact=artifact, mode=mode, count=int(len(labels)), source_accuracy=src_acc, artifact_accuracy=art_acc,
+        accuracy_delta_pp=round(delta_pp, 4), agreement=agreement, max_delta_p=max_dp,
+        recall_delta_pp=[round(float(r), 3) for r in recall], disagreements=int(len(disagree)),
+        disagreeing_indices=[int(i) for i in disagree], thresholds=th, failures=failures,
+    )
+
+
+def human_size(n: int) -> str:
+    """Bytes as '12.3 KB' / '1.2 MB'."""
+    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.2f} MB"
+
+
+def check_line(r: ParityResult, size_ratio: float | None = None) -> str:
+    """One line per artifact: accuracies, agreement, max |delta p|, size, PASS/FAIL (and why)."""
+    size = ""
+    if r.size_bytes is not None:
+        size = f"  {human_size(r.size_bytes)}" + (f" ({size_ratio:.2f}x float32)" if size_ratio else "")
+    verdict = "PASS" if r.passed else "FAIL (" + "; ".join(r.failures) + ")"
+    return (
+        f"{r.artifact}: acc {r.source_accuracy:.2%} -> {r.artifact_accuracy:.2%} ({r.accuracy_delta_pp:+.2f} pp)"
+        f"  agree {r.agreement:.2%}  max|dp| {r.max_delta_p:.2g}{size}  n={r.count}  {verdict}"
+    )
+
+
+_NAME = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)\.(tflite|onnx)$")
+
+
+def artifact_mode(path: Path, manifest: dict | None) -> str:
+    """The quantization mode of an artifact: from its manifest, else from its file name.
+
+    Raises:
+        UsageError: neither tells the mode.
+    """
+    if manifest and manifest.get("mode") in DEFAULT_THRESHOLDS:
+        return manifest["mode"]
+    m = _NAME.match(path.name)
+    if m:
+        return m.group("mode")
+    raise UsageError(
+        f"cannot tell the quantization mode of {path.name} (no manifest, name not <model>_<mode>.<ext>); "
+        "pass --mode"
+    )
+
+
+def source_probabilities(source_path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
+    """Probabilities of the Keras source model on ``x`` (imports Keras)."""
+    from mnistkit.export.base import load_keras
+
+    return load_keras(str(source_path)).predict(x, batch_size=500, verbose=0).astype(np.float32)
+
+
+def artifact_probabilities(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
+    """Probabilities of an exported file through the device runtime (``Classifier``)."""
+    from mnistkit.runtime import Classifier
+
+    return Classifier.load(path).predict_proba(x)
+
+
+def markdown_report(results: list[ParityResult], source: str) -> str:
+    """A Markdown parity report: one summary table, then per-class recall deltas and disagreements."""
+    lines = [
+        f"# Parity report\n\nSource: `{source}`; test images: {results[0].count if results else 0}.\n",
+        "| artifact | mode | source acc | export acc | delta (pp) | agreement | max abs dp | size | result |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        size = human_size(r.size_bytes) if r.size_bytes else ""
+        verdict = "PASS" if r.passed else "FAIL: " + "; ".join(r.failures)
+        lines.append(
+            f"| {r.artifact} | {r.mode} | {r.source_accuracy:.2%} | {r.artifact_accuracy:.2%} | "
+            f"{r.accuracy_delta_pp:+.2f} | {r.agreement:.2%} | {r.max_delta_p:.2g} | {size} | {verdict} |"
+        )
+    lines += ["", "## Per-class recall delta (pp, export minus source)", "",
+              "| artifact | " + " | ".join(str(d) for d in range(10)) + " |", "|---|" + "---|" * 10]
+    for r in results:
+        lines.append(f"| {r.artifact} | " + " | ".join(f"{v:+.2f}" for v in r.recall_delta_pp) + " |")
+    lines += ["", "## Disagreeing test indices", ""]
+    for r in results:
+        shown = r.disagreeing_indices[:MAX_LISTED_INDICES]
+        more = f" ... (+{r.disagreements - len(shown)} more)" if r.disagreements > len(shown) else ""
+        lines.append(f"- {r.artifact}: {r.disagreements} — {', '.join(map(str, shown)) or 'none'}{more}")
+    return "\n".join(lines) + "\n"

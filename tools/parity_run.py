@@ -1,0 +1,68 @@
+"""The `mnistkit parity` run: verify manifests, run the source and each artifact, compare."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from mnistkit.export.base import resolve_source
+from mnistkit.models.artifacts import write_bytes_atomic
+from mnistkit.runtime import manifest as rt_manifest
+from mnistkit.runtime.errors import OutputExistsError
+from mnistkit.tools import parity as parity_mod
+
+
+def run_parity(
+    source_arg: str | os.PathLike, artifacts: list[Path], *, limit: int | None = None, mode: str | None = None,
+    data_dir: str | None = None, report: Path | None = None, force: bool = False,
+    overrides: dict | None = None, echo: Callable[[str], None] = print, progress: Callable[[str], None] = print,
+) -> list[parity_mod.ParityResult]:
+    """Compare a Keras source with exported files on the test set.
+
+    Every artifact's manifest hash is checked before any model runs.
+
+    Returns:
+        One ParityResult per artifact, in order.
+
+    Raises:
+        ModelError: the source is not a Keras zoo model, or an artifact cannot be loaded.
+        IntegrityError: an artifact does not match its manifest.
+        OutputExistsError: ``report`` exists and ``force`` is False.
+        UsageError: an artifact's mode cannot be told.
+    """
+    from mnistkit.export.base import mnist
+    from mnistkit.models.data import to_float
+
+    source = resolve_source(source_arg)
+    if report is not None and report.exists() and not force:
+        raise OutputExistsError(f"{report} already exists; pass --force to overwrite or choose another --report")
+    modes, manifests = [], []
+    for path in artifacts:
+        data = rt_manifest.load_manifest(path)
+        rt_manifest.verify(path, rt_manifest.read_model(path), data)
+        manifests.append(data)
+        modes.append(mode or parity_mod.artifact_mode(path, data))
+    for path, data in zip(artifacts, manifests):
+        recorded = ((data or {}).get("source") or {}).get("sha256")
+        if recorded and recorded != source.sha256:
+            progress(f"warning: {path.name} was exported from a different source (sha256 {recorded[:12]}...)")
+    mn = mnist(data_dir)
+    x, labels = to_float(mn.x_test[:limit]), mn.y_test[:limit]
+    progress(f"running the Keras source {source.path.name} ({source.name}) on {len(labels)} test images ...")
+    src_probs = parity_mod.source_probabilities(source.path, x)
+    results = []
+    for path, m in zip(artifacts, modes):
+        progress(f"running {path.name} through the runtime ...")
+        probs = parity_mod.artifact_probabilities(path, x)
+        res = parity_mod.compare(src_probs, probs, labels, artifact=path.name, mode=m,
+                                 thresholds=parity_mod.thresholds_for(m, overrides))
+        res.size_bytes = path.stat().st_size
+        echo(parity_mod.check_line(res))
+        worst = sorted(range(10), key=lambda c: res.recall_delta_pp[c])[:3]
+        echo("  recall delta (pp) worst classes: " + ", ".join(f"{c}: {res.recall_delta_pp[c]:+.2f}" for c in worst)
+             + f"; disagreeing indices: {res.disagreeing_indices[:10]}{' ...' if res.disagreements > 10 else ''}")
+        results.append(res)
+    if report is not None:
+        write_bytes_atomic(report, parity_mod.markdown_report(results, str(source.path)).encode())
+    return results
