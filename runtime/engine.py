@@ -49,7 +49,7 @@ def check_io(name: str, input_shape: Sequence, output_shape: Sequence) -> tuple[
 
 
 def _fmt(shape: Sequence) -> str:
-    return "(" + ", ".join("N" if d is None or (isinstance(d, (int, np.integer)) and d < 0) else str(d)
+    return "(" + ", ".join(str(int(d)) if isinstance(d, (int, np.integer)) and d > 0 else "N"
                            for d in shape) + ")"
 
 

@@ -80,21 +80,23 @@ class TFLiteEngine(Engine):
     def _allocate(self) -> None:
         try:
             self._interp.allocate_tensors()
-            return
         except (RuntimeError, ValueError) as exc:
-            if self._no_delegates:
-                raise self._op_error(exc) from None
-            first = exc
+            self._fallback(exc)
+
+    def _fallback(self, exc: Exception) -> None:
+        """Rebuild the interpreter without default delegates after ``exc`` (or give up)."""
+        if self._no_delegates:
+            raise self._op_error(exc) from None
         log.debug("%s: the default delegate (XNNPACK) refused %s (%s); falling back to the "
-                  "built-in kernels", self.backend, self._name, _first_line(first))
+                  "built-in kernels", self.backend, self._name, _first_line(exc))
         self._no_delegates = True
-        batch, self._interp = self._batch, self._build(True)
-        if batch != int(self._interp.get_input_details()[0]["shape"][0]):
-            self._interp.resize_tensor_input(self._in_index, [batch, *self._layout])
+        self._interp = self._build(True)
+        if self._batch != int(self._interp.get_input_details()[0]["shape"][0]):
+            self._interp.resize_tensor_input(self._in_index, [self._batch, *self._layout])
         try:
             self._interp.allocate_tensors()
-        except (RuntimeError, ValueError) as exc:
-            raise self._op_error(exc) from None
+        except (RuntimeError, ValueError) as exc2:
+            raise self._op_error(exc2) from None
 
     def _op_error(self, exc: Exception) -> ModelError:
         msg = _first_line(exc)
@@ -107,18 +109,26 @@ class TFLiteEngine(Engine):
             hint = "re-export the model"
         return ModelError(f"{self.backend} cannot run {self._name}: {msg}; {hint}")
 
-    def _resize(self, n: int) -> None:
-        self._interp.resize_tensor_input(self._in_index, [n, *self._layout])
+    def _resize(self, n: int) -> bool:
+        """Resize the input to batch ``n``; False if the graph cannot take another batch size."""
+        try:
+            self._interp.resize_tensor_input(self._in_index, [n, *self._layout])
+        except (RuntimeError, ValueError) as exc:
+            log.debug("%s cannot be resized to batch %d (%s); running it in chunks of %d",
+                      self._name, n, _first_line(exc), self._batch)
+            self._fixed = self._batch
+            return False
         self._batch = n
         self._allocate()
+        return True
 
     # -- running ------------------------------------------------------------------------------
     def run(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         if self._fixed is not None and n != self._fixed:
             return self._run_chunked(x, self._fixed)
-        if n != self._batch:
-            self._resize(n)
+        if n != self._batch and not self._resize(n):
+            return self._run_chunked(x, self._fixed)
         return self._invoke(x)
 
     def _run_chunked(self, x: np.ndarray, size: int) -> np.ndarray:
@@ -132,18 +142,29 @@ class TFLiteEngine(Engine):
         return out
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        interp = self._interp
         if self._in_q is not None:
             x = _quantize(x, *self._in_q, self._in_dtype)
-        interp.set_tensor(self._in_index, x.reshape(x.shape[0], *self._layout))
-        if self._stateful:
-            interp.reset_all_variables()
-        interp.invoke()
-        y = interp.get_tensor(self._out_index)
+        x = x.reshape(x.shape[0], *self._layout)
+        try:
+            y = self._call(x)
+        except (RuntimeError, ValueError) as exc:  # delegates may refuse lazily, at first invoke
+            self._fallback(exc)
+            try:
+                y = self._call(x)
+            except (RuntimeError, ValueError) as exc2:
+                raise self._op_error(exc2) from None
         if self._out_q is not None:
             scale, zero = self._out_q[0], self._out_q[1]
             return ((y.astype(np.float32) - zero) * scale).reshape(y.shape[0], 10)
         return y.reshape(y.shape[0], 10).astype(np.float32, copy=False)
+
+    def _call(self, x: np.ndarray) -> np.ndarray:
+        interp = self._interp
+        interp.set_tensor(self._in_index, x)
+        if self._stateful:
+            interp.reset_all_variables()
+        interp.invoke()
+        return interp.get_tensor(self._out_index)
 
     def clone(self) -> "TFLiteEngine":
         return TFLiteEngine(self._factory, backend=self.backend, name=self._name,
