@@ -17,6 +17,7 @@ class OnnxEngine(Engine):
     """Runs an .onnx model in an ``onnxruntime.InferenceSession`` (CPU provider)."""
 
     backend = NAME
+    thread_safe = True  # InferenceSession.run is documented as thread-safe
 
     def __init__(self, content: bytes, *, name: str, threads: int | None):
         import onnxruntime as ort

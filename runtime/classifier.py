@@ -5,7 +5,11 @@
     clf.predict_proba(x)          # float32 (N, 28, 28) in [0, 1] -> float32 (N, 10)
     clf.classify("digit.png")     # -> [Prediction(label=7, confidence=0.98, ...)]
 
-One ``Classifier`` may be used from several threads at once; answers equal sequential calls.
+One ``Classifier`` may be used from several threads at once; answers equal sequential calls. A
+TFLite interpreter is not thread-safe, so each extra thread gets its own interpreter on the same
+model bytes (made on its first call; the interpreter releases the GIL, so threads run in parallel).
+The alternative, one interpreter behind a lock, is kept (``concurrency="lock"``) and measured in
+tools/bench_runtime.py. onnxruntime sessions are thread-safe and are shared.
 """
 
 from __future__ import annotations
@@ -25,16 +29,22 @@ from mnistkit.runtime.prediction import Prediction, predictions
 class Classifier:
     """A loaded model plus the logic to feed it images. Build it with ``Classifier.load``."""
 
-    def __init__(self, engine: Engine, *, path: Path, fmt: str, manifest_data: dict | None):
+    def __init__(self, engine: Engine, *, path: Path, fmt: str, manifest_data: dict | None,
+                 concurrency: str = "per-thread"):
+        if concurrency not in ("per-thread", "lock"):
+            raise UsageError(f"concurrency must be 'per-thread' or 'lock', not {concurrency!r}")
         self._engine = engine
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._owner = threading.get_ident()
+        self._per_thread = concurrency == "per-thread"
         self.path = path
         self.format = fmt
         self.manifest = manifest_data
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None,
-             threads: int | None = None) -> "Classifier":
+             threads: int | None = None, *, concurrency: str = "per-thread") -> "Classifier":
         """Load a .tflite or .onnx model.
 
         Args:
@@ -42,6 +52,8 @@ class Classifier:
             backend: "litert", "tflite-runtime", "tensorflow" or "onnxruntime"; None picks the
                 best installed backend for the file type.
             threads: CPU threads for inference (None: the backend's default).
+            concurrency: "per-thread" (an interpreter per calling thread) or "lock" (one
+                interpreter behind a lock); both give the same answers.
 
         Returns:
             A ready Classifier.
@@ -54,6 +66,8 @@ class Classifier:
         """
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise UsageError(f"threads must be a positive integer, not {threads!r}")
+        if concurrency not in ("per-thread", "lock"):
+            raise UsageError(f"concurrency must be 'per-thread' or 'lock', not {concurrency!r}")
         path = Path(path)
         content = manifest.read_model(path)
         fmt = backends.detect_format(path.name, content[:8])
@@ -68,9 +82,8 @@ class Classifier:
                 failure = failure or exc
                 continue
             engine = mod.load(content, name=path.name, threads=threads)
-            return cls(engine, path=path, fmt=fmt, manifest_data=data)
-        assert failure is not None
-        raise failure
+            return cls(engine, path=path, fmt=fmt, manifest_data=data, concurrency=concurrency)
+        raise failure or BackendUnavailableError(f"no backend could load {path}")
 
     @property
     def backend(self) -> str:
@@ -105,8 +118,28 @@ class Classifier:
         if x.shape[0] == 0:
             return np.empty((0, 10), np.float32)
         x = np.ascontiguousarray(x, dtype=np.float32)
-        with self._lock:
+        if self._engine.thread_safe:
             return self._engine.run(x)
+        if not self._per_thread:
+            with self._lock:
+                return self._engine.run(x)
+        return self._thread_engine().run(x)
+
+    def _thread_engine(self) -> Engine:
+        """This thread's engine: the original for the loading thread, a clone for the others."""
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            if threading.get_ident() == self._owner:
+                engine = self._engine
+            else:
+                with self._lock:  # clone() reads the original's state (e.g. delegate fallback)
+                    engine = self._engine.clone()
+            self._local.engine = engine
+        return engine
+
+    def warm_up(self) -> None:
+        """Run one blank image so that delegates and buffers are ready before timing starts."""
+        self.predict_proba(np.zeros((1, 28, 28), np.float32))
 
     def classify(self, images, top_k: int = 3) -> list[Prediction]:
         """Classify one image or a batch.

@@ -65,6 +65,8 @@ class Engine(ABC):
 
     #: Backend name, e.g. "litert" or "onnxruntime".
     backend: str = ""
+    #: True if ``run`` may be called from several threads at once (onnxruntime sessions are).
+    thread_safe: bool = False
 
     @abstractmethod
     def run(self, x: np.ndarray) -> np.ndarray:
