@@ -24,6 +24,8 @@ from typing import Any, Iterator
 from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name
 
 SOURCE_PROBS = "source_probs.npy"
+#: Test hook: "<format>:<mode>" makes the child kill itself with SIGSEGV when it starts that job.
+CRASH_HOOK = "MNISTKIT_EXPORT_CRASH_AT"
 _POLL_S = 0.1
 
 
@@ -226,8 +228,11 @@ def main(spec_path: str) -> int:
     except MnistkitError as exc:
         _emit(events, event="fatal", error=str(exc))
         return 1
+    crash_at = os.environ.get(CRASH_HOOK)
     for fmt, mode in spec["jobs"]:
         _emit(events, event="start", format=fmt, mode=mode)
+        if crash_at == f"{fmt}:{mode}":  # fault injection for tests: a real native-style crash
+            os.kill(os.getpid(), signal.SIGSEGV)
         t0 = time.monotonic()
         try:
             config = ExportConfig(fmt, mode, spec["calibration_samples"], spec["seed"], spec["data_dir"])

@@ -1,0 +1,62 @@
+"""Fast tests of export vocabulary, calibration draw and child-exit naming."""
+
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+import pytest
+
+from mnistkit.export.base import calibration_indices, graph_kind
+from mnistkit.export.modes import (KNOWN_LIMITS, ExportConfig, Format, Mode, artifact_name, manifest_name,
+                                   suggestion)
+from mnistkit.export.worker import describe_exit
+from mnistkit.runtime.errors import UsageError
+
+
+def test_names_follow_the_contract():
+    assert artifact_name("lstm", "tflite", "int8") == "lstm_int8.tflite"
+    assert artifact_name("cnn", Format.ONNX, Mode.NONE) == "cnn_none.onnx"
+    assert manifest_name("lstm_int8.tflite") == "lstm_int8.tflite.json"
+    assert [m.value for m in Mode] == ["none", "float16", "dynamic", "int8", "int16x8"]
+
+
+def test_config_validation():
+    cfg = ExportConfig("onnx", "int8", calibration_samples=50)
+    assert cfg.format is Format.ONNX and cfg.mode is Mode.INT8 and cfg.mode.calibrated
+    for bad in (0, -1, 60001):
+        with pytest.raises(UsageError):
+            ExportConfig("tflite", "int8", calibration_samples=bad)
+    with pytest.raises(UsageError, match="unknown format"):
+        ExportConfig("coreml", "none")
+    with pytest.raises(UsageError, match="unknown quantization mode"):
+        ExportConfig("tflite", "int4")
+
+
+def test_calibration_draw_is_stratified_seeded_and_unique(mnist):
+    idx = calibration_indices(mnist.y_train, 200, seed=0)
+    assert len(idx) == 200 and len(set(idx.tolist())) == 200
+    assert np.bincount(mnist.y_train[idx], minlength=10).tolist() == [20] * 10
+    assert np.array_equal(idx, calibration_indices(mnist.y_train, 200, seed=0))
+    assert not np.array_equal(np.sort(idx), np.sort(calibration_indices(mnist.y_train, 200, seed=1)))
+    counts = np.bincount(mnist.y_train[calibration_indices(mnist.y_train, 13, seed=3)], minlength=10)
+    assert counts.sum() == 13 and counts.min() >= 1 and counts.max() == 2
+
+
+def test_suggestions_skip_known_broken_modes():
+    assert ("rnn", Format.TFLITE, Mode.INT16X8) in KNOWN_LIMITS
+    assert suggestion("rnn", Format.TFLITE, Mode.INT16X8) == "use --quantize int8 or --quantize dynamic instead"
+    assert "dynamic" in suggestion("lstm", Format.ONNX, Mode.INT8)
+
+
+def test_graph_kind():
+    assert graph_kind("lstm", Format.TFLITE) == "unrolled"
+    assert graph_kind("lstm", Format.ONNX) == "as-is"
+    assert graph_kind("rnn", Format.ONNX) == "unrolled"
+    assert graph_kind("cnn", Format.TFLITE) == "as-is"
+
+
+def test_describe_exit():
+    assert describe_exit(-signal.SIGSEGV) == "SIGSEGV"
+    assert describe_exit(-signal.SIGKILL) == "SIGKILL"
+    assert describe_exit(3) == "exit code 3"
