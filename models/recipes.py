@@ -26,6 +26,7 @@ class Recipe:
     validation_split: float = 0.1
     patience: int = 4
     seed: int = 42
+    augment_shift: int = 0  # random translation of training images by up to this many pixels
 
     def replace(self, **changes) -> "Recipe":
         """Return a copy with the non-None ``changes`` applied."""
@@ -38,7 +39,8 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "linear": Recipe(learning_rate=3e-3, batch_size=64),
-    "mlp": Recipe(learning_rate=1e-3, dropout=0.2),
+    # Without the shift augmentation this MLP peaked at 97.9-98.06% (several seeds/rates tried).
+    "mlp": Recipe(learning_rate=1e-3, batch_size=64, dropout=0.2, augment_shift=2, patience=6),
     "rnn": Recipe(learning_rate=1e-3, clipnorm=1.0),
     "lstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2),
     "bilstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2),

@@ -82,11 +82,12 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience, restore_best_weights=False)
     start = time.perf_counter()
     interrupted = False
+    if recipe.augment_shift:
+        data = {"x": _shifted_batches(x_train, y_train, recipe)}
+    else:
+        data = {"x": x_train, "y": y_train, "batch_size": recipe.batch_size, "shuffle": True}
     try:
-        model.fit(
-            x_train, y_train, validation_data=(x_val, y_val), epochs=recipe.epochs,
-            batch_size=recipe.batch_size, shuffle=True, callbacks=[best, stopper], verbose=verbose,
-        )
+        model.fit(**data, validation_data=(x_val, y_val), epochs=recipe.epochs, callbacks=[best, stopper], verbose=verbose)
     except KeyboardInterrupt:
         if best.weights is None:
             raise TrainingInterrupted("interrupted before the first epoch finished; nothing was written") from None
@@ -99,6 +100,17 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
         model=clean, recipe=recipe, history=best.history, best_epoch=best.epoch, epochs_run=len(best.history.get("loss", [])),
         seconds=seconds, interrupted=interrupted, train_count=len(x_train), test_probabilities=probs,
     )
+
+
+def _shifted_batches(x, y, recipe: Recipe):
+    """Shuffled training batches, each image randomly shifted by up to ``recipe.augment_shift`` pixels."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
+    factor = recipe.augment_shift / 28
+    shift = keras.layers.RandomTranslation(factor, factor, fill_mode="constant", seed=recipe.seed)
+    ds = ds.batch(recipe.batch_size).map(lambda a, b: (tf.squeeze(shift(a[..., None], training=True), -1), b))
+    return ds.prefetch(2)
 
 
 class _BestWeights(keras.callbacks.Callback):
