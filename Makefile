@@ -7,7 +7,10 @@ SHARED_MNIST := $(abspath ../shared/data/mnist)
 export MNISTKIT_DATA ?= $(if $(wildcard $(SHARED_MNIST)/README.md),$(SHARED_MNIST),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test test-all demo pretrained exports report clean
+MK := $(VENV)/bin/mnistkit
+ZOO := linear mlp rnn lstm bilstm cnn
+
+.PHONY: setup test test-fast demo pretrained exports bench report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,18 +20,28 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## create .venv with the training, export and test stack
 
-test: setup  ## the test suite CI runs (slow tests included)
-	$(PY) -m pytest -q -m "not pi" --durations=15
+test: setup  ## the whole suite, slow tests included (what CI runs)
+	$(PY) -m pytest --runslow --durations=15
 
 test-fast: setup  ## unit tests only (no training, no conversion)
-	$(PY) -m pytest -q -m "not slow and not pi"
+	$(PY) -m pytest -q
 
-demo: setup  ## the README's main command: train a small model and evaluate it
-	$(VENV)/bin/mnistkit train mlp --epochs 3 --out runs/demo-mlp --force
-	$(VENV)/bin/mnistkit evaluate runs/demo-mlp
+demo: setup  ## train a small model and evaluate it
+	$(MK) train mlp --epochs 3 --out runs/demo-mlp --force
+	$(MK) evaluate runs/demo-mlp
 
-pretrained: setup  ## train the six zoo models on all 60,000 images into models/pretrained
-	$(VENV)/bin/mnistkit train-all --out runs/pretrained --force --publish models/pretrained
+pretrained: setup  ## train the six zoo models on all 60,000 images into models/pretrained (~40 min on 2 cores)
+	$(MK) train-all --out runs/pretrained --force --publish models/pretrained
+
+exports: setup  ## the full export matrix of the pretrained zoo into exports/pretrained (refused combinations say why)
+	@for m in $(ZOO); do $(MK) export models/pretrained/$$m.keras --format all --quantize all --out exports/pretrained --force || true; done
+
+bench: setup  ## benchmark the export matrix and the Keras sources into reports/bench.json
+	@mkdir -p reports
+	$(MK) bench exports/pretrained --json > reports/bench.json.tmp && mv reports/bench.json.tmp reports/bench.json
+
+report: exports bench  ## regenerate REPORT.md and its charts from the committed models
+	$(MK) report
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

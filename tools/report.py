@@ -1,0 +1,228 @@
+"""Generate REPORT.md and its charts from measured data only (nothing typed by hand).
+
+Inputs: the pretrained Keras sources with their manifests, the export folder (each artifact's
+manifest holds its parity figures), a ``mnistkit bench --json`` file, optionally the runtime
+compatibility matrix (Markdown) and the photo-like accuracy figures (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from mnistkit.models.artifacts import write_bytes_atomic
+from mnistkit.models.recipes import REFERENCE_ACCURACY
+from mnistkit.models.zoo import MODEL_NAMES
+from mnistkit.runtime.errors import UsageError
+
+MODE_ORDER = ("none", "float16", "dynamic", "int8", "int16x8")
+GOALS = {"int8_size_ratio": 0.30, "mlp_int8_us": 5.0, "lstm_int8_us": 60.0, "keras_speedup": 100.0}
+
+
+def _read_json(path: Path) -> dict | list:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path} ({exc}); regenerate it (see `make report`)") from None
+
+
+def pretrained_rows(folder: Path) -> list[dict]:
+    """One row per zoo model with a committed source: accuracy, reference, goal, training figures."""
+    rows = []
+    for name in MODEL_NAMES:
+        manifest = folder / f"{name}.keras.json"
+        if not manifest.is_file():
+            continue
+        m = _read_json(manifest)
+        ref, goal = REFERENCE_ACCURACY[name]
+        rows.append({"model": name, "accuracy": 100 * m["test_accuracy"], "reference": ref, "goal": goal,
+                     "params": m.get("parameters"), "epochs": f"{m['training']['best_epoch']}/{m['training']['epochs_run']}",
+                     "seconds": m["training"]["seconds"], "size": (folder / f"{name}.keras").stat().st_size})
+    return rows
+
+
+def export_manifests(folder: Path) -> list[dict]:
+    """Manifests of every artifact in the export folder, in zoo/format/mode order."""
+    found = [_read_json(p) for p in sorted(folder.glob("*.json"))]
+    found = [m for m in found if isinstance(m, dict) and m.get("format") in ("tflite", "onnx")]
+    key = lambda m: (MODEL_NAMES.index(m["model"]) if m["model"] in MODEL_NAMES else 99,  # noqa: E731
+                     m["format"], MODE_ORDER.index(m["mode"]) if m["mode"] in MODE_ORDER else 99)
+    return sorted(found, key=key)
+
+
+def _fmt(v, spec: str, missing: str = "-") -> str:
+    return missing if v is None else format(v, spec)
+
+
+def accuracy_table(rows: list[dict]) -> str:
+    out = ["| model | test accuracy | goal | met | documented reference | params | best/run epochs | train time |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        met = "yes" if r["accuracy"] >= r["goal"] else f"**no** (short by {r['goal'] - r['accuracy']:.2f} pp)"
+        out.append(f"| {r['model']} | {r['accuracy']:.2f}% | >= {r['goal']}% | {met} | {r['reference']} | "
+                   f"{r['params']:,} | {r['epochs']} | {r['seconds']:.0f} s |")
+    return "\n".join(out)
+
+
+def parity_table(manifests: list[dict]) -> str:
+    out = ["| model | format | mode | size KB | x float32 | accuracy | delta pp | agreement | max abs dp | quantized ops | result |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    float_size = {(m["model"], m["format"]): m["artifact"]["size_bytes"] for m in manifests if m["mode"] == "none"}
+    for m in manifests:
+        p, size = m.get("parity", {}), m["artifact"]["size_bytes"]
+        base = float_size.get((m["model"], m["format"]))
+        share = m.get("ops", {}).get("quantized_share")
+        out.append(
+            f"| {m['model']} | {m['format']} | {m['mode']} | {size / 1024:.1f} | {_fmt(base and size / base, '.2f')} | "
+            f"{_fmt(p.get('artifact_accuracy') and 100 * p['artifact_accuracy'], '.2f')}% | {_fmt(p.get('accuracy_delta_pp'), '+.2f')} | "
+            f"{_fmt(p.get('agreement') and 100 * p['agreement'], '.2f')}% | {_fmt(p.get('max_delta_p'), '.1e')} | "
+            f"{_fmt(share and 100 * share, '.0f')}% | {'pass' if p.get('passed') else 'FAIL'} ({p.get('count', '?')} images) |")
+    return "\n".join(out)
+
+
+def bench_table(rows: list[dict]) -> str:
+    out = ["| model | format | mode | backend | size KB | accuracy | p50 us | p99 us | img/s batch 1 | img/s batch 256 | load ms | peak RSS MiB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lat, tp = r.get("latency_us", {}), r.get("throughput", {})
+        out.append(
+            f"| {r['model']} | {r['format']} | {r['mode']} | {r['backend'] or '-'} | {r['size_bytes'] / 1024:.1f} | "
+            f"{_fmt(r.get('accuracy') and 100 * r['accuracy'], '.2f')}% | {_fmt(lat.get('p50'), '.1f')} | {_fmt(lat.get('p99'), '.1f')} | "
+            f"{_fmt(tp.get('1'), ',.0f')} | {_fmt(tp.get('256'), ',.0f')} | {_fmt(r.get('load_ms'), '.1f')} | {_fmt(r.get('peak_rss_mib'), '.0f')} |"
+            + ("" if r["status"] == "ok" else f" {r['status']} |"))
+    return "\n".join(out)
+
+
+def goal_lines(bench_rows: list[dict], manifests: list[dict]) -> list[str]:
+    """The bench goals of the pretrained issue, each with the measured figure and met / missed."""
+    lines = []
+    by = {(r["model"], r["format"], r["mode"]): r for r in bench_rows if r["status"] == "ok"}
+    size = {(m["model"], m["format"], m["mode"]): m["artifact"]["size_bytes"] for m in manifests}
+    for name in MODEL_NAMES:
+        if (name, "tflite", "int8") in size and (name, "tflite", "none") in size:
+            ratio = size[(name, "tflite", "int8")] / size[(name, "tflite", "none")]
+            lines.append(f"- {name}: full-int8 TFLite size {ratio:.2f}x float32 (goal <= {GOALS['int8_size_ratio']}x): "
+                         + ("met" if ratio <= GOALS["int8_size_ratio"] else f"**missed** by {ratio - GOALS['int8_size_ratio']:.2f}x"))
+    for name, goal in (("mlp", GOALS["mlp_int8_us"]), ("lstm", GOALS["lstm_int8_us"])):
+        r = by.get((name, "tflite", "int8"))
+        if r:
+            p50 = r["latency_us"]["p50"]
+            lines.append(f"- {name} full-int8 TFLite single-image p50 {p50:.1f} us (goal <= {goal:g} us): "
+                         + ("met" if p50 <= goal else f"**missed** by {p50 - goal:.1f} us"))
+    for (name, fmt, mode), r in sorted(by.items()):
+        f32 = by.get((name, fmt, "none"))
+        if mode not in ("none", "source") and f32:
+            ratio = r["latency_us"]["p50"] / f32["latency_us"]["p50"]
+            if ratio > 1.0:
+                lines.append(f"- {name} {fmt} {mode} is **slower** than its float32 file: p50 {r['latency_us']['p50']:.1f} us vs "
+                             f"{f32['latency_us']['p50']:.1f} us ({ratio:.2f}x)")
+    for name in MODEL_NAMES:
+        keras_row = by.get((name, "keras", "source"))
+        rt = [r for (n, f, m), r in by.items() if n == name and f != "keras"]
+        if keras_row and rt:
+            slowest = max(rt, key=lambda r: r["latency_us"]["p50"])
+            speedup = keras_row["latency_us"]["p50"] / slowest["latency_us"]["p50"]
+            lines.append(f"- {name}: slowest runtime form ({slowest['format']} {slowest['mode']}, {slowest['latency_us']['p50']:.1f} us) is "
+                         f"{speedup:,.0f}x faster than Keras model(x) ({keras_row['latency_us']['p50']:.0f} us) (goal >= 100x): "
+                         + ("met" if speedup >= GOALS["keras_speedup"] else "**missed**"))
+    return lines
+
+
+def accuracy_size_chart(manifests: list[dict], path: Path) -> Path:
+    """Accuracy vs file size of every exported artifact."""
+    from mnistkit.tools.plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    cmap = plt.get_cmap("tab10")
+    for i, name in enumerate(MODEL_NAMES):
+        sel = [m for m in manifests if m["model"] == name and m.get("parity", {}).get("artifact_accuracy")]
+        for m in sel:
+            ax.scatter(m["artifact"]["size_bytes"] / 1024, 100 * m["parity"]["artifact_accuracy"], color=cmap(i),
+                       marker="o" if m["format"] == "tflite" else "s", label=name if m is sel[0] else None)
+            ax.annotate(m["mode"], (m["artifact"]["size_bytes"] / 1024, 100 * m["parity"]["artifact_accuracy"]),
+                        fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("file size (KB), o = TFLite, s = ONNX")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title("accuracy vs size, every exported file")
+    return save_figure(fig, path)
+
+
+def default_model_confusion(model: Path, path: Path, data_dir: str | None) -> float:
+    """Confusion matrix chart of the bundled default model on the 10,000 test images; returns accuracy."""
+    from mnistkit.models.data import load_mnist, to_float
+    from mnistkit.runtime import Classifier
+    from mnistkit.tools.metrics import confusion_matrix
+    from mnistkit.tools.plots import confusion_heatmap
+
+    mnist = load_mnist(data_dir)
+    pred = Classifier.load(model).predict_proba(to_float(mnist.x_test)).argmax(axis=1)
+    acc = float((pred == mnist.y_test).mean())
+    confusion_heatmap(confusion_matrix(mnist.y_test, pred), path, f"default model ({model.name}), accuracy {acc:.2%}")
+    return acc
+
+
+def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, charts: Path,
+                 default_model: Path, compat: Path | None = None, photos: Path | None = None,
+                 data_dir: str | None = None) -> Path:
+    """Write REPORT.md (and charts into ``charts``) from the measured inputs."""
+    from mnistkit.tools.bench import BenchRow, plot
+
+    acc_rows = pretrained_rows(pretrained)
+    manifests = export_manifests(exports)
+    bench_data = _read_json(bench)
+    rows = bench_data["rows"]
+    charts.mkdir(parents=True, exist_ok=True)
+    rel = lambda p: p.relative_to(out.parent) if p.is_relative_to(out.parent) else p  # noqa: E731
+    size_latency = plot([BenchRow(**r) for r in rows], charts / "size_latency.png")
+    acc_size = accuracy_size_chart(manifests, charts / "accuracy_size.png")
+    default_acc = default_model_confusion(default_model, charts / "default_confusion.png", data_dir)
+
+    parts = [
+        "# mnistkit report",
+        f"Generated by `make report` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"Python {platform.python_version()}, benchmark threads: {bench_data.get('threads')}, runs per latency: "
+        f"{bench_data.get('runs')}. Every figure below is measured by the commands in the Makefile; nothing is typed by hand.",
+        "## Accuracy of the pretrained zoo (10,000 MNIST test images)", accuracy_table(acc_rows),
+        "## Export matrix: parity with the Keras source",
+        "Each artifact ran through `mnistkit.runtime` on the test set; thresholds: float32 agreement 100% and max |dp| <= 1e-4; "
+        "float16 agreement >= 99.95%; dynamic/int8/int16x8 |delta accuracy| <= 0.2 pp and agreement >= 99.5%. "
+        "'quantized ops' is the share of weighted operators that run quantized (see each manifest's `ops`).",
+        parity_table(manifests),
+        _missing_combinations(manifests),
+        "## Benchmark (one thread, through `mnistkit.runtime`; Keras rows are `model(x)`)", bench_table(rows),
+        _keras_predict_note(rows),
+        "### Goals", "\n".join(goal_lines(rows, manifests)),
+        f"![size vs latency]({rel(size_latency)})", f"![accuracy vs size]({rel(acc_size)})",
+        f"## Default device model\n`{default_model.name}`: accuracy {default_acc:.2%} on the 10,000 test images.",
+        f"![confusion matrix of the default model]({rel(charts / 'default_confusion.png')})",
+    ]
+    if photos and photos.is_file():
+        parts += ["## Photo-like digits", photos.read_text().strip()]
+    if compat and compat.is_file():
+        parts += ["## Runtime compatibility", compat.read_text().strip()]
+    write_bytes_atomic(out, ("\n\n".join(p for p in parts if p) + "\n").encode())
+    return out
+
+
+def _missing_combinations(manifests: list[dict]) -> str:
+    have = {(m["model"], m["format"], m["mode"]) for m in manifests}
+    missing = [f"{n} {f} {m}" for n in MODEL_NAMES for f in ("tflite", "onnx") for m in MODE_ORDER
+               if (n, f, m) not in have and not (f == "onnx" and m == "int16x8")]
+    if not missing:
+        return ""
+    return ("Not delivered (the exporter refused them with a reason, see `make exports` output): "
+            + ", ".join(missing) + ".")
+
+
+def _keras_predict_note(rows: list[dict]) -> str:
+    notes = [f"{r['model']} {r['extra']['predict_p50_us'] / 1e3:.1f} ms" for r in rows
+             if r["format"] == "keras" and r.get("extra", {}).get("predict_p50_us")]
+    return ("Keras `model.predict(one_image)` p50: " + ", ".join(notes) + ".") if notes else ""
