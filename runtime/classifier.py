@@ -106,35 +106,27 @@ class Classifier:
         Raises:
             UsageError: not a float array of 28x28 images.
         """
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            raise UsageError(f"predict_proba takes float images in [0, 1], not {x.dtype}; "
-                             "scale them (x / 255) or use classify()")
-        if x.ndim == 2:
-            x = x[None]
-        if x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise UsageError(f"predict_proba takes an array (N, 28, 28), not {x.shape}; "
-                             "use classify() for other sizes or image files")
+        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 3
+                and x.shape[1:] == (28, 28) and x.flags.c_contiguous):
+            x = _as_batch(x)
         if x.shape[0] == 0:
             return np.empty((0, 10), np.float32)
-        x = np.ascontiguousarray(x, dtype=np.float32)
         if self._engine.thread_safe:
             return self._engine.run(x)
         if not self._per_thread:
             with self._lock:
                 return self._engine.run(x)
-        return self._thread_engine().run(x)
+        engine = getattr(self._local, "engine", None) or self._thread_engine()
+        return engine.run(x)
 
     def _thread_engine(self) -> Engine:
         """This thread's engine: the original for the loading thread, a clone for the others."""
-        engine = getattr(self._local, "engine", None)
-        if engine is None:
-            if threading.get_ident() == self._owner:
-                engine = self._engine
-            else:
-                with self._lock:  # clone() reads the original's state (e.g. delegate fallback)
-                    engine = self._engine.clone()
-            self._local.engine = engine
+        if threading.get_ident() == self._owner:
+            engine = self._engine
+        else:
+            with self._lock:  # clone() reads the original's state (e.g. delegate fallback)
+                engine = self._engine.clone()
+        self._local.engine = engine
         return engine
 
     def warm_up(self) -> None:
@@ -165,3 +157,17 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.path)!r}, backend={self.backend!r})"
+
+
+def _as_batch(x) -> np.ndarray:
+    """Check and convert predict_proba's input to a C-contiguous float32 (N, 28, 28) array."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise UsageError(f"predict_proba takes float images in [0, 1], not {x.dtype}; "
+                         "scale them (x / 255) or use classify()")
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise UsageError(f"predict_proba takes an array (N, 28, 28), not {x.shape}; "
+                         "use classify() for other sizes or image files")
+    return np.ascontiguousarray(x, dtype=np.float32)

@@ -20,6 +20,7 @@ import numpy as np
 
 from mnistkit.runtime.engine import Engine, check_io, fixed_batch
 from mnistkit.runtime.errors import ModelError
+from mnistkit.runtime.quant import Dequantizer, Quantizer, qparams
 
 log = logging.getLogger("mnistkit.runtime")
 
@@ -61,7 +62,10 @@ class TFLiteEngine(Engine):
         self._layout = check_io(name, in_sig, list(out.get("shape_signature", out["shape"])))
         self._in_index, self._out_index = inp["index"], out["index"]
         self._in_dtype, self._out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
-        self._in_q, self._out_q = _qparams(inp, self._in_dtype), _qparams(out, self._out_dtype)
+        self._in_q, self._out_q = qparams(inp), qparams(out)
+        self._quantize = Quantizer(*self._in_q, self._in_dtype) if self._in_q else None
+        self._dequantize = Dequantizer(*self._out_q) if self._out_q else None
+        self._sample_shape = (28, 28) if self._layout == (28, 28) else None  # reshape-free fast path
         self._fixed = fixed_batch(in_sig[0])
         self._batch = int(inp["shape"][0])
         self._stateful = _has_state(self._interp)
@@ -142,9 +146,10 @@ class TFLiteEngine(Engine):
         return out
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        if self._in_q is not None:
-            x = _quantize(x, *self._in_q, self._in_dtype)
-        x = x.reshape(x.shape[0], *self._layout)
+        if self._quantize is not None:
+            x = self._quantize(x)
+        if self._sample_shape is None:
+            x = x.reshape(x.shape[0], *self._layout)
         try:
             y = self._call(x)
         except (RuntimeError, ValueError) as exc:  # delegates may refuse lazily, at first invoke
@@ -153,10 +158,11 @@ class TFLiteEngine(Engine):
                 y = self._call(x)
             except (RuntimeError, ValueError) as exc2:
                 raise self._op_error(exc2) from None
-        if self._out_q is not None:
-            scale, zero = self._out_q[0], self._out_q[1]
-            return ((y.astype(np.float32) - zero) * scale).reshape(y.shape[0], 10)
-        return y.reshape(y.shape[0], 10).astype(np.float32, copy=False)
+        if self._dequantize is not None:
+            y = self._dequantize(y)
+        if y.ndim != 2:
+            y = y.reshape(y.shape[0], 10)
+        return y if y.dtype == np.float32 else y.astype(np.float32)
 
     def _call(self, x: np.ndarray) -> np.ndarray:
         interp = self._interp
@@ -181,24 +187,6 @@ class TFLiteEngine(Engine):
             "stateful": self._stateful,
             "fixed_batch": self._fixed,
         }
-
-
-def _qparams(detail: dict, dtype: np.dtype) -> tuple[np.float32, np.float32] | None:
-    """Return (scale, zero_point) for an integer tensor, None for a float one."""
-    if dtype.kind == "f":
-        return None
-    if dtype.kind not in "iu":
-        raise ModelError(f"unsupported tensor type {dtype.name}; expected float, int8 or uint8")
-    scale, zero = detail.get("quantization", (0.0, 0))
-    if not scale:
-        raise ModelError("the model has an integer input/output without quantization parameters")
-    return np.float32(scale), np.float32(zero)
-
-
-def _quantize(x: np.ndarray, scale: np.float32, zero: np.float32, dtype: np.dtype) -> np.ndarray:
-    info = np.iinfo(dtype)
-    q = np.rint(x / scale + zero)
-    return np.clip(q, info.min, info.max).astype(dtype)
 
 
 def _has_state(interp) -> bool:
