@@ -120,13 +120,16 @@ def conversion_graph(model, fmt: Format):
     BiLSTM stay whole (one ONNX ``LSTM`` op); SimpleRNN is unrolled because tf2onnx turns it into a
     ``Loop`` that float16 breaks and quantization cannot shrink.
     """
+    if graph_kind(model.name, fmt) == "unrolled":
+        return _unrolled(model)
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def _unrolled(model):
     from mnistkit.models.zoo import unrolled_clone
 
-    if model.name not in RECURRENT:
-        return model
-    if fmt is Format.TFLITE or model.name == "rnn":
-        return unrolled_clone(model)
-    return model
+    return unrolled_clone(model)
 
 
 def graph_kind(name: str, fmt: Format) -> str:

@@ -9,6 +9,7 @@ onnxruntime's static quantizer leaves the ``LSTM`` op in float32, which ``descri
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -32,7 +33,9 @@ _INTEGER_OPS = {
 }
 
 
+@functools.lru_cache(maxsize=2)
 def _float_model(model):
+    """The float32 ONNX graph of ``model`` (converted once per process, shared by every mode)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -40,6 +43,14 @@ def _float_model(model):
     spec = [tf.TensorSpec((None, 28, 28), tf.float32, name=INPUT_NAME)]
     proto, _ = tf2onnx.convert.from_keras(graph, input_signature=spec, opset=OPSET)
     return proto
+
+
+def _copy(proto):
+    import onnx
+
+    clone = onnx.ModelProto()
+    clone.CopyFrom(proto)
+    return clone
 
 
 class _Reader:
@@ -88,7 +99,7 @@ def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
         if config.mode is Mode.FLOAT16:
             from onnxconverter_common import float16
 
-            half = float16.convert_float_to_float16(proto, keep_io_types=True)
+            half = float16.convert_float_to_float16(_copy(proto), keep_io_types=True)
             return half.SerializeToString(), base.no_calibration()
         with tempfile.TemporaryDirectory(prefix="mnistkit-onnx-") as tmp:
             float_path, out_path = Path(tmp) / "float.onnx", Path(tmp) / "quant.onnx"

@@ -1,0 +1,207 @@
+"""Slow: train every zoo model briefly, export the full matrix (6 models x 2 formats x 5 modes) and
+check parity on 2,000 test images through the device runtime.
+
+Every combination must either be written and pass its mode's thresholds, or be refused with a
+one-line reason and an alternative. Some outcomes are fixed: float32 and float16 always pass, the
+non-recurrent models pass every mode, and the SimpleRNN's TFLite int16x8 (which converts but is
+broken) is caught by parity and not written. Set MNISTKIT_MATRIX_REPORT=path to keep the measured
+table (export time, size ratio, agreement, accuracy delta per combination).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistkit.export.modes import Mode
+from mnistkit.models.artifacts import sha256_file
+from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
+from mnistkit.tools import parity
+from mnistkit.tools.cli import cli
+
+pytestmark = pytest.mark.slow
+
+PARITY_IMAGES = 2000
+# (training images, epochs, batch size, learning rate): seconds each on 2 cores.
+TRAIN_PLAN = {
+    "linear": (20000, 1, 128, 3e-3), "mlp": (20000, 1, 128, 3e-3), "cnn": (8000, 1, 64, 2e-3),
+    "rnn": (8000, 2, 64, 2e-3), "lstm": (8000, 2, 64, 3e-3), "bilstm": (6000, 2, 64, 3e-3),
+}
+MUST_FAIL = {("rnn", "tflite", "int16x8")}
+ROWS: list[dict] = []
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, mnist) -> dict[str, Path]:
+    """Each zoo model trained briefly (seeded) and saved as .keras."""
+    import keras
+
+    from mnistkit.models import zoo
+    from mnistkit.models.data import to_float
+
+    folder = tmp_path_factory.mktemp("sources")
+    out = {}
+    for name in MODEL_NAMES:
+        limit, epochs, batch, lr = TRAIN_PLAN[name]
+        keras.utils.set_random_seed(0)
+        model = zoo.build(name)
+        model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy")
+        model.fit(to_float(mnist.x_train[:limit]), mnist.y_train[:limit], epochs=epochs, batch_size=batch, verbose=0)
+        out[name] = folder / f"{name}.keras"
+        model.save(out[name])
+    return out
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("exports")
+
+
+def _export(source: Path, out: Path, *extra: str, env: dict | None = None):
+    args = ["export", str(source), "--format", "all", "--quantize", "all", "--out", str(out),
+            "--parity-limit", str(PARITY_IMAGES), "--json", *extra]
+    t0 = time.monotonic()
+    result = CliRunner().invoke(cli, args, env=env)
+    return result, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_full_matrix(name, sources, exports):
+    result, wall = _export(sources[name], exports)
+    assert "Traceback" not in result.output, result.output
+    outcomes = json.loads(result.stdout)
+    assert len(outcomes) == 10
+    assert result.exit_code == (0 if all(o["ok"] for o in outcomes) else 1), result.output
+    for o in outcomes:
+        key, target = (name, o["format"], o["mode"]), Path(o["file"])
+        manifest_file = target.with_name(target.name + ".json")
+        p = o["parity"]
+        ROWS.append({"model": name, "format": o["format"], "mode": o["mode"], "ok": o["ok"],
+                     "seconds": o["conversion_seconds"], "size_ratio": o["size_ratio_vs_float32"],
+                     "agreement": p["agreement"] if p else None,
+                     "acc_delta_pp": p["accuracy_delta_pp"] if p else None, "wall": wall,
+                     "message": o["message"]})
+        if key in MUST_FAIL:
+            assert not o["ok"] and p is not None and p["agreement"] < 0.5, o  # parity caught it
+        elif o["mode"] in ("none", "float16") or name not in RECURRENT or o["mode"] == "dynamic":
+            assert o["ok"], o
+        if not o["ok"]:
+            assert "\n" not in o["message"] and "instead" in o["message"], o["message"]
+            assert not target.exists() and not manifest_file.exists()
+            continue
+        manifest = json.loads(manifest_file.read_text())
+        assert manifest["artifact"]["sha256"] == sha256_file(target)
+        assert manifest["source"]["sha256"] == sha256_file(sources[name])
+        assert (manifest["model"], manifest["format"], manifest["mode"]) == key
+        th = parity.DEFAULT_THRESHOLDS[o["mode"]]
+        mp = manifest["parity"]
+        assert mp["passed"] and mp["count"] == PARITY_IMAGES
+        assert mp["agreement"] >= th.min_agreement - 1e-9
+        if th.max_delta_p is not None:
+            assert mp["max_delta_p"] <= th.max_delta_p
+        if th.max_accuracy_delta_pp is not None:
+            assert abs(mp["accuracy_delta_pp"]) <= th.max_accuracy_delta_pp + 1e-9
+        ops = manifest["ops"]
+        if o["mode"] == "none":
+            assert ops["quantized_share"] == 0.0
+        else:
+            assert ops["weights_quantized_share"] > 0
+        if o["mode"] in ("int8", "int16x8"):
+            assert manifest["calibration"]["count"] == 200 and manifest["calibration"]["split"] == "train"
+        if o["format"] == "tflite" and o["mode"] == "int8":
+            assert manifest["input"]["dtype"] == "int8" and "scale" in manifest["input"]["quantization"]
+            assert manifest["output"]["dtype"] == "int8"
+        if o["format"] == "onnx" and o["mode"] in ("int8", "int16x8") and name in ("lstm", "bilstm"):
+            assert "LSTM" in ops["left_in_float32"] and manifest["notes"]  # said plainly
+    assert not [p for p in exports.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_parity_command_matches_export(sources, exports, tmp_path):
+    arts = sorted(exports.glob("cnn_*.tflite")) + sorted(exports.glob("lstm_*.onnx"))
+    assert arts, "test_full_matrix must run first"
+    by_source: dict[str, list[Path]] = {}
+    for a in arts:
+        by_source.setdefault(a.name.split("_")[0], []).append(a)
+    for name, files in by_source.items():
+        report = tmp_path / f"{name}.md"
+        result = CliRunner().invoke(cli, ["parity", str(sources[name]), *map(str, files), "--limit",
+                                          str(PARITY_IMAGES), "--json", "--report", str(report)])
+        assert result.exit_code == 0, result.output
+        for fig in json.loads(result.stdout):
+            recorded = json.loads((exports / (fig["artifact"] + ".json")).read_text())["parity"]
+            assert fig["agreement"] == recorded["agreement"]
+            assert fig["artifact_accuracy"] == recorded["artifact_accuracy"]
+            assert np.isclose(fig["max_delta_p"], recorded["max_delta_p"], rtol=1e-3, atol=1e-6)
+        assert "Per-class recall delta" in report.read_text()
+    # A changed byte is caught before anything runs.
+    victim = tmp_path / arts[0].name
+    data = bytearray(arts[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    (tmp_path / (victim.name + ".json")).write_bytes((exports / (arts[0].name + ".json")).read_bytes())
+    result = CliRunner().invoke(cli, ["parity", str(sources["cnn"]), str(victim)])
+    assert result.exit_code == 1 and "does not match its manifest" in result.output
+
+
+def test_native_crash_is_isolated(sources, tmp_path):
+    out = tmp_path / "crash"
+    result = CliRunner().invoke(cli, ["export", str(sources["linear"]), "--format", "tflite", "--quantize", "all",
+                                      "--out", str(out), "--parity-limit", "500", "--json"],
+                                env={"MNISTKIT_EXPORT_CRASH_AT": "tflite:dynamic"})
+    assert result.exit_code == 1, result.output
+    outcomes = {o["mode"]: o for o in json.loads(result.stdout)}
+    assert "SIGSEGV" in outcomes["dynamic"]["message"] and "instead" in outcomes["dynamic"]["message"]
+    assert not (out / "linear_dynamic.tflite").exists()
+    for mode in ("none", "float16", "int8", "int16x8"):  # the rest continued in a fresh child
+        assert outcomes[mode]["ok"], outcomes[mode]
+        assert (out / f"linear_{mode}.tflite").is_file() and (out / f"linear_{mode}.tflite.json").is_file()
+
+
+def test_ctrl_c_leaves_nothing_partial(sources, tmp_path):
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "mnistkit.tools.cli", "export", str(sources["rnn"]),
+                             "--format", "all", "--quantize", "all", "--out", str(out), "--parity-limit", "500"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list(out.glob("*.tflite.json")):
+        time.sleep(0.2)
+    assert list(out.glob("*.tflite.json")), "no artifact was published in time"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names
+    models = [n for n in names if not n.endswith(".json")]
+    assert models and all(f"{n}.json" in names for n in models), names
+    assert all(n[: -len(".json")] in models for n in names if n.endswith(".json")), names
+
+
+def test_zz_write_measurements():
+    """Print (and optionally save) the measured matrix: run with -s to see it."""
+    if not ROWS:
+        pytest.skip("matrix did not run")
+    lines = ["| model | format | mode | result | export s | size vs float32 | agreement | acc delta pp |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in ROWS:
+        agree = f"{r['agreement']:.2%}" if r["agreement"] is not None else "-"
+        delta = f"{r['acc_delta_pp']:+.2f}" if r["acc_delta_pp"] is not None else "-"
+        ratio = f"{r['size_ratio']:.2f}x" if r["size_ratio"] else "-"
+        verdict = "written" if r["ok"] else "refused"
+        lines.append(f"| {r['model']} | {r['format']} | {r['mode']} | {verdict} | {r['seconds']:.1f} | {ratio} | "
+                     f"{agree} | {delta} |")
+    walls = {r["model"]: r["wall"] for r in ROWS}
+    lines.append("\nwall seconds per model (10 combinations, parity included): "
+                 + ", ".join(f"{m} {s:.0f}" for m, s in walls.items()))
+    text = "\n".join(lines)
+    print("\n" + text)
+    if os.environ.get("MNISTKIT_MATRIX_REPORT"):
+        Path(os.environ["MNISTKIT_MATRIX_REPORT"]).write_text(text + "\n")
