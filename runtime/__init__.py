@@ -9,8 +9,6 @@ Importing this package is cheap: numpy, the backends and Pillow load only when f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from mnistkit.runtime.errors import (
     BackendUnavailableError,
     ImageError,
@@ -19,10 +17,6 @@ from mnistkit.runtime.errors import (
     ModelError,
     UsageError,
 )
-
-if TYPE_CHECKING:
-    from mnistkit.runtime.classifier import Classifier
-    from mnistkit.runtime.prediction import Prediction
 
 __all__ = [
     "Classifier", "Prediction", "load", "MnistkitError", "ModelError", "IntegrityError",

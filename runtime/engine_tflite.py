@@ -12,7 +12,6 @@ construct one. This module handles, without the caller knowing:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ from mnistkit.runtime.engine import Engine, check_io, fixed_batch
 from mnistkit.runtime.errors import ModelError
 from mnistkit.runtime.quant import Dequantizer, Quantizer, qparams
 
-log = logging.getLogger("mnistkit.runtime")
+LOGGER = "mnistkit.runtime"
 
 #: Ops that keep state in variable tensors between invokes.
 STATEFUL_OPS = frozenset({
@@ -91,7 +90,7 @@ class TFLiteEngine(Engine):
         """Rebuild the interpreter without default delegates after ``exc`` (or give up)."""
         if self._no_delegates:
             raise self._op_error(exc) from None
-        log.debug("%s: the default delegate (XNNPACK) refused %s (%s); falling back to the "
+        _debug("%s: the default delegate (XNNPACK) refused %s (%s); falling back to the "
                   "built-in kernels", self.backend, self._name, _first_line(exc))
         self._no_delegates = True
         self._interp = self._build(True)
@@ -118,7 +117,7 @@ class TFLiteEngine(Engine):
         try:
             self._interp.resize_tensor_input(self._in_index, [n, *self._layout])
         except (RuntimeError, ValueError) as exc:
-            log.debug("%s cannot be resized to batch %d (%s); running it in chunks of %d",
+            _debug("%s cannot be resized to batch %d (%s); running it in chunks of %d",
                       self._name, n, _first_line(exc), self._batch)
             self._fixed = self._batch
             return False
@@ -196,6 +195,13 @@ def _has_state(interp) -> bool:
         return any(raw.NodeName(i) in STATEFUL_OPS for i in range(raw.NumNodes()))
     except Exception:  # noqa: BLE001 - older/newer wrappers: reset on every call to be safe
         return True
+
+
+def _debug(msg: str, *args) -> None:
+    """Log at debug level; ``logging`` is imported only here (it costs start-up time)."""
+    import logging
+
+    logging.getLogger(LOGGER).debug(msg, *args)
 
 
 def _first_line(exc: BaseException) -> str:
