@@ -184,6 +184,7 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
     size_latency = plot([BenchRow(**r) for r in rows], charts / "size_latency.png")
     acc_size = accuracy_size_chart(manifests, charts / "accuracy_size.png")
     default_acc = default_model_confusion(default_model, charts / "default_confusion.png", data_dir)
+    write_parity_summary(manifests, charts / "parity.json")
 
     parts = [
         "# mnistkit report",
@@ -210,6 +211,16 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
         parts += ["## Runtime compatibility", compat.read_text().strip()]
     write_bytes_atomic(out, ("\n\n".join(p for p in parts if p) + "\n").encode())
     return out
+
+
+def write_parity_summary(manifests: list[dict], path: Path) -> Path:
+    """The parity figures the report quotes, machine-readable: CI re-exports and compares with them."""
+    from mnistkit.models.artifacts import write_json_atomic
+
+    keys = ("count", "artifact_accuracy", "source_accuracy", "agreement", "max_delta_p", "passed")
+    rows = [{"model": m["model"], "format": m["format"], "mode": m["mode"], "size_bytes": m["artifact"]["size_bytes"],
+             "source_sha256": m["source"]["sha256"], **{k: m.get("parity", {}).get(k) for k in keys}} for m in manifests]
+    return write_json_atomic(path, rows)
 
 
 def _missing_combinations(manifests: list[dict]) -> str:
