@@ -38,7 +38,6 @@ def command(args: Sequence[str | os.PathLike], sites: Sequence[Path], cpu: str =
         "QEMU_LD_PREFIX": str(sysroot_dir()),
         "QEMU_CPU": cpu,
         "PYTHONPATH": os.pathsep.join(str(s) for s in sites),
-        "PYTHONDONTWRITEBYTECODE": "1",
     }
     return [qemu, str(python_path()), *map(str, args)], env
 

@@ -146,7 +146,7 @@ def install_site(step: str, name: str, requirements: list[str], dry_run: bool = 
         StepError: a requirement has no aarch64 CPython 3.11 wheel, or pip failed.
     """
     target = cache_dir() / name
-    stamp = Stamp(step, {"requirements": requirements, "platforms": PLATFORMS})
+    stamp = Stamp(step, {"requirements": requirements, "platforms": PLATFORMS, "compiled": True})
     if stamp.done() and (target / "RESOLVED.json").is_file():
         return target
     log(f"{step}: resolving and installing for aarch64: {' '.join(requirements)}")
@@ -154,7 +154,7 @@ def install_site(step: str, name: str, requirements: list[str], dry_run: bool = 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
         report = tmp / "pip-report.json"
-        cmd = _pip("install", "--target", str(tmp / "site"), "--no-compile", "--ignore-installed", "-q",
+        cmd = _pip("install", "--target", str(tmp / "site"), "--ignore-installed", "-q",
                    "--report", str(report), *(["--dry-run"] if dry_run else []), *TARGET_FLAGS, *requirements)
         try:
             run(step, cmd, timeout=1200)
@@ -185,12 +185,12 @@ def install_mnistkit(wheel: Path) -> Path:
     """Step ``install-mnistkit``: install the built wheel (no deps) into ``site-mnistkit``."""
     step = "install-mnistkit"
     target = cache_dir() / "site-mnistkit"
-    stamp = Stamp(step, {"wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()})
+    stamp = Stamp(step, {"wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(), "compiled": True})
     if stamp.done() and target.is_dir():
         return target
     tmp = Path(tempfile.mkdtemp(prefix=".site-mnistkit.", dir=target.parent))
     try:
-        run(step, _pip("install", "--no-deps", "--no-compile", "-q", "--target", str(tmp / "site"),
+        run(step, _pip("install", "--no-deps", "-q", "--target", str(tmp / "site"),
                        *TARGET_FLAGS, str(wheel)), timeout=300)
         if target.exists():
             shutil.rmtree(target)

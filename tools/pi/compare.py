@@ -1,0 +1,82 @@
+"""The parity rule shared by the Pi check and the matrix: same labels, probabilities within tolerance."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+FLOAT_ATOL = 1e-5
+QUANT_STEPS = 3
+#: Quantized models whose output tensor is float (dynamic range, or int8/int16x8 with float I/O)
+#: have no output scale; their step is taken as that of an int8-quantized probability in [0, 1].
+FLOAT_OUTPUT_STEP = 1 / 256
+QUANTIZED_MODES = frozenset({"dynamic", "int8", "int16x8"})
+
+
+def tolerance(describe: dict | None, mode: str | None = None) -> tuple[str, float]:
+    """The allowed max |difference| of probabilities between two runs of one model.
+
+    - integer output tensor: ``("quantized", 3 * output scale)`` (scale read by the interpreter);
+    - quantized model with a float output (``mode`` dynamic/int8/int16x8): ``("quantized-float-out",
+      3 / 256)``, three steps of an int8-quantized probability;
+    - float32 / float16 models: ``("float", 1e-5)``.
+
+    Args:
+        describe: ``Classifier.describe()`` of the model on the reference runtime.
+        mode: the export mode (none, float16, dynamic, int8, int16x8) from the manifest or file name.
+    """
+    q = (describe or {}).get("output_quantization")
+    if q:
+        return "quantized", QUANT_STEPS * float(q[0])
+    if mode in QUANTIZED_MODES:
+        return "quantized-float-out", QUANT_STEPS * FLOAT_OUTPUT_STEP
+    return "float", FLOAT_ATOL
+
+
+def artifact_mode(path: str | Path) -> str | None:
+    """The export mode of an artifact: its manifest's ``mode``, else the ``<model>_<mode>`` file name."""
+    path = Path(path)
+    try:
+        mode = json.loads(Path(f"{path}.json").read_text()).get("mode")
+        if isinstance(mode, str):
+            return mode
+    except (OSError, ValueError, AttributeError):
+        pass
+    m = re.match(r"^[a-z0-9]+_(none|float16|dynamic|int8|int16x8)\.(tflite|onnx)$", path.name)
+    return m[1] if m else None
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How one run compares with the reference run on the same images."""
+
+    ok: bool
+    images: int
+    label_mismatches: int
+    max_abs_diff: float
+    atol: float
+    kind: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """E.g. ``"500/500 labels, max|dp| 3.1e-07 <= 1e-05"``."""
+        same = self.images - self.label_mismatches
+        sign = "<=" if self.max_abs_diff <= self.atol else ">"
+        return f"{same}/{self.images} labels, max|dp| {self.max_abs_diff:.1e} {sign} {self.atol:.0e}"
+
+
+def compare(reference: np.ndarray, other: np.ndarray, kind: str, atol: float) -> Parity:
+    """Compare two (N, 10) probability arrays: labels must match exactly, values within ``atol``."""
+    reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    if reference.shape != other.shape:
+        return Parity(False, len(reference), len(reference), float("inf"), atol, kind)
+    mismatches = int((reference.argmax(1) != other.argmax(1)).sum())
+    diff = float(np.abs(reference - other).max()) if reference.size else 0.0
+    return Parity(mismatches == 0 and diff <= atol, len(reference), mismatches, diff, atol, kind)

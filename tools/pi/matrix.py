@@ -1,0 +1,266 @@
+"""The runtime compatibility matrix: every artifact of an export folder on every runtime, measured.
+
+Runtimes: ai-edge-litert, tflite-runtime 2.14 (numpy<2) and onnxruntime, each on x86_64 (this
+machine) and on aarch64 (emulated Raspberry Pi 4, Debian bookworm, Cortex-A72). Each cell is the
+result of actually loading the file with ``mnistkit.runtime.Classifier.load(path, backend=...)`` in
+that environment and running ``predict_proba`` on the first N MNIST test images.
+
+Parity in a cell means: predicted labels identical to the REFERENCE run (x86_64 ai-edge-litert for
+.tflite, x86_64 onnxruntime for .onnx) on the same images, and probabilities within 1e-5 (float
+outputs) or 3 output quantization steps (integer outputs). Separately, when the artifact's manifest
+names its Keras source and TensorFlow is installed here, the agreement of the reference run's labels
+with Keras is shown (what quantization costs; the runtimes cannot fix that).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnistkit.tools.pi import sysroot, tflrt, wheels
+from mnistkit.tools.pi.common import REPO_ROOT, StepError, log
+from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
+from mnistkit.tools.pi.targets import Target, host, probe_predict
+
+NAME_RE = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)\.(?P<ext>tflite|onnx)$")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One column of the matrix."""
+
+    key: str          # e.g. "litert-aarch64"
+    title: str        # e.g. "ai-edge-litert aarch64 (emulated)"
+    backend: str      # mnistkit.runtime backend name
+    fmt: str          # "tflite" or "onnx"
+    target: Target
+
+
+def runtimes(with_emulation: bool = True, with_tflrt: bool = True) -> list[Runtime]:
+    """Set up every environment (cached) and return the matrix's columns, references first.
+
+    Raises:
+        StepError: a setup step failed (qemu, sysroot, wheels, venv).
+    """
+    x86 = host()
+    cols = [Runtime("litert-x86_64", "ai-edge-litert x86_64", "litert", "tflite", x86),
+            Runtime("onnxruntime-x86_64", "onnxruntime x86_64", "onnxruntime", "onnx", x86)]
+    sites = wheels.install_all(tflrt=with_tflrt) if (with_emulation or with_tflrt) else {}
+    if with_tflrt:
+        venv = Target("x86_64 (tflite-runtime venv)", "x86_64", tflrt.ensure_venv(), (sites["mnistkit"],))
+        cols.append(Runtime("tflrt-x86_64", "tflite-runtime 2.14 x86_64", "tflite-runtime", "tflite", venv))
+    if with_emulation:
+        sysroot.build()
+        arm = Target("aarch64 (emulated)", "aarch64", None, (sites["mnistkit"], sites["base"]))
+        cols.append(Runtime("litert-aarch64", "ai-edge-litert aarch64 (emulated)", "litert", "tflite", arm))
+        if with_tflrt:
+            arm_tflrt = Target("aarch64 (emulated, tflite-runtime)", "aarch64", None, (sites["mnistkit"], sites["tflrt"]))
+            cols.append(Runtime("tflrt-aarch64", "tflite-runtime 2.14 aarch64 (emulated)", "tflite-runtime",
+                                "tflite", arm_tflrt))
+        cols.append(Runtime("onnxruntime-aarch64", "onnxruntime aarch64 (emulated)", "onnxruntime", "onnx", arm))
+    return cols
+
+
+def find_artifacts(folder: Path) -> list[Path]:
+    """Every ``<model>_<mode>.tflite|onnx`` in ``folder`` (sorted by model, format, mode).
+
+    Raises:
+        StepError: the folder does not exist or holds no artifact.
+    """
+    if not folder.is_dir():
+        raise StepError("artifacts", f"{folder} is not a folder; pass an export folder (e.g. exports/)")
+    found = sorted((p for p in folder.iterdir() if NAME_RE.match(p.name)),
+                   key=lambda p: (NAME_RE.match(p.name)["model"], p.suffix, p.name))
+    if not found:
+        raise StepError("artifacts", f"no <model>_<mode>.tflite/.onnx files in {folder}; run `mnistkit export` first")
+    return found
+
+
+def mnist_images(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` MNIST test images as float32 (N, 28, 28) in [0, 1], and their labels."""
+    from mnistkit.models.data import load_mnist, to_float
+
+    import os
+    data_dir = os.environ.get("MNISTKIT_DATA") or str(REPO_ROOT.parent / "shared" / "data" / "mnist")
+    try:
+        mnist = load_mnist(data_dir)
+    except Exception as exc:  # noqa: BLE001 - DataError and friends: say which step
+        raise StepError("mnist", f"{exc}") from None
+    return to_float(mnist.x_test[:count]), mnist.y_test[:count]
+
+
+_KERAS = r"""
+import json, sys, numpy as np, keras
+model = keras.models.load_model(sys.argv[1], compile=False)
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], np.asarray(model(x, training=False)).argmax(1))
+"""
+
+
+def keras_labels(source: Path, images: Path, out: Path) -> np.ndarray | None:
+    """Labels the Keras source predicts (in a child process, so TF never loads here); None if impossible."""
+    proc = subprocess.run([sys.executable, "-c", _KERAS, str(source), str(images), str(out)],
+                          capture_output=True, text=True, timeout=900)
+    return np.load(out) if proc.returncode == 0 and out.is_file() else None
+
+
+def _source_of(artifact: Path) -> Path | None:
+    try:
+        manifest = json.loads(Path(f"{artifact}.json").read_text())
+        file = Path(manifest["source"]["file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for cand in (file, artifact.parent / file, REPO_ROOT / file):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def build(folder: Path, count: int = 500, with_emulation: bool = True, with_tflrt: bool = True,
+          keras: bool = True) -> dict:
+    """Measure the matrix for every artifact of ``folder``.
+
+    Args:
+        folder: an export folder.
+        count: MNIST test images per run.
+        with_emulation: include the aarch64 columns.
+        with_tflrt: include the tflite-runtime 2.14 columns.
+        keras: add the reference run's agreement with the Keras source (when findable).
+
+    Returns:
+        The matrix as a JSON-ready dict.
+    """
+    from mnistkit.export.compat import tflite_runtime_compat
+
+    arts = find_artifacts(folder)
+    cols = runtimes(with_emulation, with_tflrt)
+    x, y = mnist_images(count)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="mnistkit-matrix.") as tmp:
+        images = Path(tmp) / "images.npy"
+        np.save(images, x)
+        raw: dict[str, dict[str, dict]] = {}
+        envs: dict[str, dict] = {}
+        for col in cols:
+            mine = [a for a in arts if a.suffix == f".{col.fmt}"]
+            if not mine:
+                continue
+            log(f"matrix: {col.title}: {len(mine)} artifacts x {count} images")
+            t0 = time.perf_counter()
+            raw[col.key] = probe_predict(col.target, col.backend, mine, images, Path(tmp) / col.key)
+            envs[col.key] = next(iter(raw[col.key].values()), {}).get("env", {})
+            envs[col.key]["seconds"] = round(time.perf_counter() - t0, 1)
+        rows = []
+        for art in arts:
+            fmt = art.suffix[1:]
+            ref_key = "litert-x86_64" if fmt == "tflite" else "onnxruntime-x86_64"
+            ref = raw.get(ref_key, {}).get(str(art), {})
+            kind, atol = tolerance(ref.get("describe"), artifact_mode(art))
+            ref_p = np.load(ref["proba"]) if ref.get("runs") else None
+            m = NAME_RE.match(art.name)
+            row = {"file": art.name, "model": m["model"], "format": fmt, "mode": m["mode"],
+                   "size_bytes": art.stat().st_size, "reference": ref_key, "tolerance": {"kind": kind, "atol": atol},
+                   "cells": {}}
+            if fmt == "tflite":
+                rep = tflite_runtime_compat(art)
+                row["compat_tflite_runtime_2_14"] = {"loads": rep.loads, "reasons": rep.reasons}
+            if ref_p is not None:
+                row["accuracy_reference"] = float((ref_p.argmax(1) == y).mean())
+                source = _source_of(art) if keras else None
+                labels = keras_labels(source, images, Path(tmp) / f"{art.name}.keras.npy") if source else None
+                row["agreement_with_keras"] = None if labels is None else float((labels == ref_p.argmax(1)).mean())
+            for col in cols:
+                if col.fmt != fmt:
+                    continue
+                rec = raw.get(col.key, {}).get(str(art), {"loads": None, "runs": False, "error": "not run"})
+                cell = {"loads": rec.get("loads"), "runs": rec.get("runs", False), "error": rec.get("error"),
+                        "tensorflow_imported": rec.get("tensorflow_imported")}
+                if rec.get("runs") and ref_p is not None:
+                    par = compare(ref_p, np.load(rec["proba"]), kind, atol)
+                    cell["parity"] = par.to_dict() | {"ok": par.ok}
+                    cell["default_delegates"] = (rec.get("describe") or {}).get("default_delegates")
+                cell["parity_ok"] = bool(cell.get("parity", {}).get("ok")) if rec.get("runs") else False
+                row["cells"][col.key] = cell
+            rows.append(row)
+    return {
+        "export_folder": str(folder),
+        "images": {"source": "MNIST test set", "first": count},
+        "parity_rule": "labels identical to the x86_64 reference run (ai-edge-litert for .tflite, onnxruntime "
+                       "for .onnx) on the same images, probabilities within 1e-5 (float output) or 3 output "
+                       "quantization steps (integer output)",
+        "runtimes": [{"key": c.key, "title": c.title, "backend": c.backend, "format": c.fmt,
+                      "env": envs.get(c.key, {})} for c in cols],
+        "artifacts": rows,
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def _cell_text(cell: dict | None, key: str, ref_key: str) -> str:
+    if cell is None:
+        return "n/a"
+    if cell["loads"] is None:
+        return f"CRASH: {_short(cell.get('error'))}"
+    if not cell["loads"]:
+        return f"no load: {_short(cell.get('error'))}"
+    if not cell["runs"]:
+        return f"loads, no run: {_short(cell.get('error'))}"
+    par = cell.get("parity")
+    if par is None:
+        return "runs (no reference)"
+    if key == ref_key:
+        return "reference"
+    if par["ok"]:
+        return "pass"
+    return (f"FAIL: {par['images'] - par['label_mismatches']}/{par['images']} labels, "
+            f"max dp {par['max_abs_diff']:.1e}")
+
+
+def _short(error: str | None) -> str:
+    text = (error or "").replace("|", "/")
+    m = re.search(r"builtin opcode '(\w+)' version '(\d+)'", text)
+    if m:
+        return f"{m[1]} v{m[2]} unknown"
+    return text[:80] + ("..." if len(text) > 80 else "")
+
+
+def to_markdown(matrix: dict) -> str:
+    """Render the matrix as Markdown: one row per artifact, one column per runtime."""
+    cols = matrix["runtimes"]
+    lines = [
+        "# Runtime compatibility matrix",
+        "",
+        f"Export folder: `{matrix['export_folder']}`; images: the first {matrix['images']['first']} MNIST test "
+        "images. Every cell was measured by loading the file with `mnistkit.runtime.Classifier.load(path, "
+        "backend=...)` in that environment and running it; aarch64 runs under qemu-aarch64-static "
+        "(Debian bookworm arm64, Cortex-A72, as a Raspberry Pi 4 with 64-bit Raspberry Pi OS).",
+        "",
+        f"**pass** = {matrix['parity_rule']}. `reference` marks the reference run itself.",
+        "",
+        "| artifact | size | " + " | ".join(c["title"] for c in cols) + " | tflite-runtime 2.14 predicted "
+        "(export/compat.py) | reference accuracy | agreement with Keras |",
+        "|---|---:|" + "---|" * len(cols) + "---|---:|---:|",
+    ]
+    for row in matrix["artifacts"]:
+        cells = [_cell_text(row["cells"].get(c["key"]), c["key"], row["reference"]) for c in cols]
+        compat = row.get("compat_tflite_runtime_2_14")
+        pred = "n/a" if compat is None else ("loads" if compat["loads"] else "no load: " + "; ".join(compat["reasons"]))
+        acc = row.get("accuracy_reference")
+        agree = row.get("agreement_with_keras")
+        lines.append(f"| {row['file']} | {row['size_bytes'] / 1024:.0f} KB | " + " | ".join(cells)
+                     + f" | {pred} | {'n/a' if acc is None else f'{acc:.2%}'} | "
+                     + f"{'n/a' if agree is None else f'{agree:.2%}'} |")
+    lines += ["", "Environments:", ""]
+    for c in cols:
+        env = c["env"]
+        pkgs = ", ".join(f"{k} {v}" for k, v in env.items() if k not in ("machine", "python", "seconds"))
+        lines.append(f"- {c['title']}: Python {env.get('python', '?')} on {env.get('machine', '?')}; {pkgs}")
+    lines += ["", f"Generated by `make compat-matrix` (python -m mnistkit.tools.pi matrix) in {matrix['seconds']:.0f} s.", ""]
+    return "\n".join(lines)
