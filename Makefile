@@ -47,3 +47,19 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 # ---- Raspberry Pi emulation and runtime compatibility (tools/pi) ----
+# Owned by the Pi/compat tooling; everything is cached in .cache/pi (or $MNISTKIT_PI_CACHE).
+# Needs qemu-user-static (apt-get install qemu-user-static); with CI=1 it is installed when missing.
+PI := $(PY) -m mnistkit.tools.pi
+PI_CHECK_ARGS ?=
+COMPAT_EXPORTS ?= exports/pretrained
+COMPAT_OUT ?= reports/compat.md
+.PHONY: pi-setup pi-check compat-matrix
+
+pi-setup: setup  ## build the emulated Raspberry Pi (aarch64 Python 3.11 + wheels, tflite-runtime venv)
+	$(PI) setup --tflrt $(if $(CI),--install-qemu,)
+
+pi-check: setup  ## default model + samples + 300 MNIST PNGs on an emulated Pi vs x86 (PI_CHECK_ARGS="--all" for every export)
+	$(PI) check $(if $(CI),--install-qemu,) $(PI_CHECK_ARGS)
+
+compat-matrix: setup  ## every artifact of COMPAT_EXPORTS on every runtime -> COMPAT_OUT (.md) + .json
+	$(PI) matrix $(COMPAT_EXPORTS) --out $(COMPAT_OUT)

@@ -174,17 +174,22 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    def u8(self, pos: int) -> int:
-        return struct.unpack_from("<b", self.data, pos)[0]
+    def _get(self, fmt: str, pos: int) -> int:
+        if pos < 0:  # struct would count from the end
+            raise struct.error(f"negative offset {pos}")
+        return struct.unpack_from(fmt, self.data, pos)[0]
+
+    def i8(self, pos: int) -> int:
+        return self._get("<b", pos)
 
     def u16(self, pos: int) -> int:
-        return struct.unpack_from("<H", self.data, pos)[0]
+        return self._get("<H", pos)
 
     def i32(self, pos: int) -> int:
-        return struct.unpack_from("<i", self.data, pos)[0]
+        return self._get("<i", pos)
 
     def u32(self, pos: int) -> int:
-        return struct.unpack_from("<I", self.data, pos)[0]
+        return self._get("<I", pos)
 
     def field(self, table: int, index: int) -> int | None:
         """Absolute position of field ``index`` of the table at ``table``, None if absent."""
@@ -205,14 +210,20 @@ class _Reader:
         if pos is None:
             return []
         vec = self.indirect(pos)
-        return [self.indirect(vec + 4 + 4 * j) for j in range(self.u32(vec))]
+        count = self.u32(vec)
+        if vec + 4 + 4 * count > len(self.data):
+            raise struct.error(f"vector of {count} items runs past the end of the file")
+        return [self.indirect(vec + 4 + 4 * j) for j in range(count)]
 
     def string(self, table: int, index: int) -> str | None:
         pos = self.field(table, index)
         if pos is None:
             return None
         start = self.indirect(pos)
-        return self.data[start + 4:start + 4 + self.u32(start)].decode("utf-8", "replace")
+        end = start + 4 + self.u32(start)
+        if end > len(self.data):
+            raise struct.error("string runs past the end of the file")
+        return self.data[start + 4:end].decode("utf-8", "replace")
 
 
 def _source(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
@@ -250,7 +261,7 @@ def read_operator_codes(model: str | os.PathLike | bytes) -> tuple[int, list[OpC
             dep = r.field(table, 0)          # deprecated_builtin_code: byte
             ver = r.field(table, 2)          # version: int = 1
             new = r.field(table, 3)          # builtin_code: BuiltinOperator (int32)
-            code = max(r.u8(dep) if dep is not None else 0, r.i32(new) if new is not None else 0)
+            code = max(r.i8(dep) if dep is not None else 0, r.i32(new) if new is not None else 0)
             name = BUILTIN_OPERATORS[code] if 0 <= code < len(BUILTIN_OPERATORS) else f"UNKNOWN_{code}"
             custom = r.string(table, 1) if code == CUSTOM else None
             ops.append(OpCode(name, code, r.i32(ver) if ver is not None else 1, custom))
