@@ -8,6 +8,7 @@ says to install ai-edge-litert instead.
 from __future__ import annotations
 
 from mnistkit.runtime.engine_tflite import TFLiteEngine
+from mnistkit.runtime.tflite_check import check_tflite
 
 NAME = "tflite-runtime"
 PACKAGE = "tflite-runtime"
@@ -16,8 +17,14 @@ FORMATS = ("tflite",)
 
 
 def load(content: bytes, *, name: str, threads: int | None) -> TFLiteEngine:
-    """Load a .tflite model from its bytes (see ``backend_litert.load``)."""
+    """Load a .tflite model from its bytes (see ``backend_litert.load``).
+
+    tflite-runtime does not verify the flatbuffer and may crash on a damaged file, so the file's
+    structure is checked first (``tflite_check``).
+    """
     from tflite_runtime import interpreter as tfl
+
+    check_tflite(content, name)
 
     resolver_type = getattr(tfl, "OpResolverType", None)
 

@@ -101,3 +101,21 @@ def test_predict_proba_rejects_wrong_shapes(rt_models):
         clf.predict_proba(np.zeros((2, 32, 32), np.float32))
     assert clf.predict_proba(np.zeros((0, 28, 28), np.float32)).shape == (0, 10)
     assert clf.predict_proba(np.zeros((28, 28), np.float32)).shape == (1, 10)
+
+
+def test_structural_check_for_unverified_interpreters(rt_models):
+    """tflite-runtime does not verify flatbuffers (a damaged file can SIGSEGV it): we check first."""
+    from mnistkit.runtime.tflite_check import check_tflite
+
+    for path in rt_models.glob("*.tflite"):
+        if path.name in ("mlp_truncated.tflite", "garbage.tflite"):
+            continue
+        check_tflite(path.read_bytes(), path.name)  # every sound model passes, fused LSTM included
+    src = (rt_models / "mlp_int8.tflite").read_bytes()
+    for cut in (7, 100, 1000, 20_000, 60_000, len(src) - 200):
+        with pytest.raises(ModelError, match="not a valid TFLite model"):
+            check_tflite(src[:cut], "cut.tflite")
+    bad = bytearray(src)
+    bad[4:8] = b"XXXX"
+    with pytest.raises(ModelError, match="TFL3"):
+        check_tflite(bytes(bad), "bad.tflite")
