@@ -245,12 +245,17 @@ def op_census(weighted: list[tuple[str, str]], all_ops: list[str], weight_elems:
     }
 
 
-def census_note(mode_value: str, census: dict[str, Any]) -> str | None:
-    """A plain sentence when a reduced-precision mode left weighted ops in float32."""
+def census_note(fmt: Format, mode_value: str, census: dict[str, Any]) -> str | None:
+    """A plain sentence when a reduced-precision mode left weighted ops in float32, with the reason
+    and the alternative where one is known."""
+    from mnistkit.export.modes import FLOAT_OP_HINTS
+
     if mode_value == "none" or not census["left_in_float32"]:
         return None
     share = census["weights_quantized_share"] * 100
+    hints = [FLOAT_OP_HINTS[k] for k in [(fmt, op, mode_value) for op in census["left_in_float32"]]
+             + [(fmt, "*", mode_value)] if k in FLOAT_OP_HINTS]
     return (
-        f"{mode_value} left {', '.join(census['left_in_float32'])} in float32; "
-        f"{share:.0f}% of the weights are reduced-precision"
+        f"{mode_value} left {', '.join(census['left_in_float32'])} in float32 "
+        f"({share:.0f}% of the weight values are reduced-precision)" + (f": {'; '.join(hints)}" if hints else "")
     )

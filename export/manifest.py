@@ -7,6 +7,7 @@ calibration images were drawn), the tool versions, and the parity figures agains
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 from pathlib import Path
@@ -48,7 +49,7 @@ def build(
         A JSON-ready dict following the project's manifest contract.
     """
     ops = info["ops"]
-    notes = [n for n in [census_note(config.mode.value, ops)] if n]
+    notes = [n for n in [census_note(config.format, config.mode.value, ops)] if n]
     if info.get("graph") == "unrolled":
         notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
     out: dict[str, Any] = {
@@ -86,5 +87,11 @@ def _tflite_compat(artifact: Path) -> dict[str, Any]:
 
 
 def write(manifest: dict[str, Any], artifact: str | os.PathLike) -> Path:
-    """Write ``manifest`` atomically beside ``artifact``; returns the manifest path."""
-    return write_json_atomic(manifest_path(artifact), manifest)
+    """Write ``manifest`` atomically beside ``artifact``; returns the manifest path.
+
+    The manifest gets the artifact's permission bits (the atomic writer's temp files are 0600).
+    """
+    path = write_json_atomic(manifest_path(artifact), manifest)
+    with contextlib.suppress(OSError):
+        os.chmod(path, Path(artifact).stat().st_mode & 0o777)
+    return path

@@ -65,6 +65,20 @@ KNOWN_LIMITS: dict[tuple[str, Format, Mode], str] = {
 }
 
 
+# Why a mode leaves some weighted ops in float32: (format, op or "*", mode) -> explanation.
+FLOAT_OP_HINTS: dict[tuple[Format, str, str], str] = {
+    (Format.ONNX, "LSTM", "int8"): (
+        "onnxruntime's static quantizer has no int8 LSTM, so this file is mostly float32; "
+        "--quantize dynamic stores the LSTM as DynamicQuantizeLSTM with int8 weights"
+    ),
+    (Format.ONNX, "LSTM", "int16x8"): (
+        "onnxruntime's static quantizer has no int16 LSTM, so this file is mostly float32; "
+        "--quantize dynamic stores the LSTM as DynamicQuantizeLSTM with int8 weights"
+    ),
+    (Format.TFLITE, "*", "dynamic"): "TFLite dynamic-range quantization skips weight tensors under 1,024 values",
+}
+
+
 def suggestion(model: str, fmt: Format, mode: Mode) -> str:
     """One phrase naming what to use instead of a failing combination."""
     alts = [m.value for m in FALLBACKS[Mode(mode)] if (model, Format(fmt), m) not in KNOWN_LIMITS]

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mnistkit.export.modes import Mode
 from mnistkit.models.artifacts import sha256_file
 from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
 from mnistkit.tools import parity
@@ -40,25 +39,33 @@ MUST_FAIL = {("rnn", "tflite", "int16x8")}
 ROWS: list[dict] = []
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory, mnist) -> dict[str, Path]:
-    """Each zoo model trained briefly (seeded) and saved as .keras."""
-    import keras
+class _Sources(dict):
+    """Zoo models trained briefly (seeded) on first use and saved as .keras: name -> path."""
 
-    from mnistkit.models import zoo
-    from mnistkit.models.data import to_float
+    def __init__(self, folder: Path, mnist):
+        super().__init__()
+        self.folder, self.mnist = folder, mnist
 
-    folder = tmp_path_factory.mktemp("sources")
-    out = {}
-    for name in MODEL_NAMES:
+    def __missing__(self, name: str) -> Path:
+        import keras
+
+        from mnistkit.models import zoo
+        from mnistkit.models.data import to_float
+
         limit, epochs, batch, lr = TRAIN_PLAN[name]
         keras.utils.set_random_seed(0)
         model = zoo.build(name)
         model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy")
-        model.fit(to_float(mnist.x_train[:limit]), mnist.y_train[:limit], epochs=epochs, batch_size=batch, verbose=0)
-        out[name] = folder / f"{name}.keras"
-        model.save(out[name])
-    return out
+        x, y = to_float(self.mnist.x_train[:limit]), self.mnist.y_train[:limit]
+        model.fit(x, y, epochs=epochs, batch_size=batch, verbose=0)
+        self[name] = self.folder / f"{name}.keras"
+        model.save(self[name])
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, mnist) -> _Sources:
+    return _Sources(tmp_path_factory.mktemp("sources"), mnist)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +84,7 @@ def _export(source: Path, out: Path, *extra: str, env: dict | None = None):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_full_matrix(name, sources, exports):
     result, wall = _export(sources[name], exports)
-    assert "Traceback" not in result.output, result.output
+    assert "Traceback" not in result.output and result.stdout.strip(), result.output
     outcomes = json.loads(result.stdout)
     assert len(outcomes) == 10
     assert result.exit_code == (0 if all(o["ok"] for o in outcomes) else 1), result.output
@@ -158,6 +165,7 @@ def test_native_crash_is_isolated(sources, tmp_path):
                                       "--out", str(out), "--parity-limit", "500", "--json"],
                                 env={"MNISTKIT_EXPORT_CRASH_AT": "tflite:dynamic"})
     assert result.exit_code == 1, result.output
+    assert result.stdout.strip(), result.output
     outcomes = {o["mode"]: o for o in json.loads(result.stdout)}
     assert "SIGSEGV" in outcomes["dynamic"]["message"] and "instead" in outcomes["dynamic"]["message"]
     assert not (out / "linear_dynamic.tflite").exists()

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mnistkit.export import manifest as manifest_mod
-from mnistkit.export.base import SourceModel, check_out_dir, resolve_source
+from mnistkit.export.base import SourceModel, census_note, check_out_dir, resolve_source
 from mnistkit.export.modes import KNOWN_LIMITS, ExportConfig, Format, Mode, artifact_name, suggestion
 from mnistkit.export.worker import SOURCE_PROBS, Job, run_isolated
 from mnistkit.runtime.errors import MnistkitError, OutputExistsError
@@ -146,13 +145,13 @@ def run_export(
     outcomes: list[Outcome] = []
     sizes: dict[Format, int] = {}
     src_probs = None
+    events = run_isolated(
+        source.path, [j for j, _ in pairs], staging, calibration_samples=calibration_samples, seed=seed,
+        data_dir=data_dir, parity_limit=parity_limit,
+    )
     try:
         progress(f"exporting {source.name} ({source.path}) to {len(pairs)} format/mode pair(s); "
                  f"parity on {len(labels)} test images")
-        events = run_isolated(
-            source.path, [j for j, _ in pairs], staging, calibration_samples=calibration_samples, seed=seed,
-            data_dir=data_dir, parity_limit=parity_limit,
-        )
         done = 0
         for ev in events:
             if ev.kind == "source":
@@ -171,6 +170,7 @@ def run_export(
             outcomes.append(_check_and_publish(source, job, res, target, src_probs, x, labels, out, sizes,
                                                overrides, calibration_samples, seed, data_dir, echo))
     finally:
+        events.close()  # stops a still-running child (Ctrl-C, or an error here)
         shutil.rmtree(staging, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
@@ -194,7 +194,7 @@ def _check_and_publish(source, job, res, target, src_probs, x, labels, out, size
     ref = _float_size(source, job.format, out, sizes)
     ratio = round(result.size_bytes / ref, 3) if ref else None
     echo(parity_mod.check_line(result, ratio))
-    note = manifest_mod.census_note(mode, res.info["ops"])
+    note = census_note(job.format, mode, res.info["ops"])
     if note:
         echo(f"  note: {note}")
     if not result.passed:
