@@ -1,0 +1,215 @@
+"""Decode one image (path, bytes, PIL image or numpy array) to grayscale float32 in [0, 1].
+
+Pillow is imported lazily, only when a file, bytes or a PIL image is given, so classifying numpy
+arrays never pays for it. Every failure (missing file, not an image, truncated data, decompression
+bomb, unsupported array) raises :class:`~mnistkit.runtime.errors.ImageError` with a one-line message;
+no Pillow exception escapes. Pillow's ``LOAD_TRUNCATED_IMAGES`` is left alone (False), so a
+truncated file fails instead of decoding to grey.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from mnistkit.runtime.errors import ImageError
+
+MAX_PIXELS = 40_000_000
+"""Largest image accepted (width x height); bigger ones are refused as possible decompression bombs."""
+
+WORK_SIDE = 1024
+"""Images whose longer side exceeds this are reduced while decoding (JPEG draft, Pillow reduce)."""
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Any]
+"""A path, encoded bytes, a ``PIL.Image.Image`` or a numpy array (H, W), (H, W, 1|2|3|4)."""
+
+
+def describe(image: Any) -> str:
+    """Short name of an image input for error messages (the path, or its kind)."""
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return f"image bytes ({len(image)} B)"
+    if isinstance(image, np.ndarray):
+        return f"array {image.shape} {image.dtype}"
+    return type(image).__name__
+
+
+def read_gray(image: ImageInput) -> np.ndarray:
+    """Decode ``image`` to a grayscale float32 array (H, W) in [0, 1], dark = 0, white = 1.
+
+    Transparent pixels are composited on white (on black for light ink); 16-bit data keeps its precision; GIFs and other
+    multi-frame files give their first frame; very large images are reduced to about WORK_SIDE.
+
+    Args:
+        image: a path (str or PathLike), encoded bytes, a PIL image or a numpy array.
+
+    Returns:
+        float32 array of shape (H, W).
+
+    Raises:
+        ImageError: the file is missing, unreadable, truncated, too large, or the array is unusable.
+    """
+    if isinstance(image, np.ndarray):
+        return array_to_gray(image)
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.exists():
+            raise ImageError(f"{path}: no such file; check the path")
+        if path.is_dir():
+            raise ImageError(f"{path} is a directory; pass an image file")
+        return _decode(lambda PIL: PIL.Image.open(path), str(path), owned=True)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        data = bytes(image)
+        if not data:
+            raise ImageError("image bytes are empty; pass the bytes of a PNG/JPEG/BMP/GIF file")
+        return _decode(lambda PIL: PIL.Image.open(io.BytesIO(data)), describe(image), owned=True)
+    if type(image).__module__.startswith("PIL."):
+        return _decode(lambda PIL: image, "PIL image", owned=False)
+    raise ImageError(
+        f"cannot read an image from {type(image).__name__}; pass a path, bytes, a PIL image or a numpy array"
+    )
+
+
+def array_to_gray(array: np.ndarray) -> np.ndarray:
+    """Convert a numpy image to grayscale float32 (H, W) in [0, 1].
+
+    Integer arrays are scaled by their type (uint8 /255, uint16 /65535; other integer types by 255
+    or 65535 depending on their maximum); float arrays are taken as [0, 1] when their maximum is at
+    most 1, else as 0-255 (or 0-65535). A last axis of 2 or 4 is an alpha channel, composited on white
+    (on black instead when that shows the picture with at least twice the contrast: light ink).
+
+    Raises:
+        ImageError: wrong shape, empty, too large, non-finite or negative values.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (2, 3, 4))):
+        raise ImageError(
+            f"array of shape {a.shape} is not one image; pass (H, W), (H, W, 3) or (H, W, 4)"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageError(f"array of shape {a.shape} is empty; pass an image with pixels")
+    _check_pixels(a.shape[1], a.shape[0], describe(a))
+    if a.dtype == bool:
+        f = a.astype(np.float32)
+    elif a.dtype.kind in "ui":
+        top = 255.0 if a.dtype == np.uint8 else 65535.0 if a.dtype == np.uint16 else None
+        if top is None:
+            if a.min() < 0:
+                raise ImageError("integer image has negative values; pass values in 0-255 or 0-65535")
+            top = 255.0 if a.max() <= 255 else 65535.0
+        f = a.astype(np.float32) / np.float32(top)  # divide, like training's x / 255
+    elif a.dtype.kind == "f":
+        f = a.astype(np.float32, copy=False)
+        if not np.isfinite(f).all():
+            raise ImageError("image array holds NaN or infinite values; pass finite pixel values")
+        lo, hi = float(f.min()), float(f.max())
+        if lo < 0:
+            raise ImageError("float image has negative values; pass values in [0, 1] or 0-255")
+        if hi > 1.0:
+            f = f * np.float32(1.0 / (255.0 if hi <= 255.0 else 65535.0))
+    else:
+        raise ImageError(f"array of dtype {a.dtype} is not an image; pass uint8, uint16 or float pixels")
+    f = np.clip(f, 0.0, 1.0)
+    if f.ndim == 2:
+        return np.ascontiguousarray(f, dtype=np.float32)
+    alpha = f[..., -1] if f.shape[-1] in (2, 4) else None
+    color = f[..., :3] if f.shape[-1] >= 3 else f[..., 0]
+    gray = color @ np.array([0.299, 0.587, 0.114], np.float32) if color.ndim == 3 else color
+    if alpha is not None:
+        on_black = gray * alpha
+        on_white = on_black + (1.0 - alpha)
+        # Composite on white, unless the ink is light and only shows on black.
+        gray = on_black if np.ptp(on_black) > 2 * np.ptp(on_white) else on_white
+    return np.ascontiguousarray(gray, dtype=np.float32)
+
+
+def _check_pixels(width: int, height: int, name: str) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: {width}x{height} is over the {MAX_PIXELS // 1_000_000} megapixel limit "
+            "(possible decompression bomb); downscale the image first"
+        )
+
+
+def _decode(opener, name: str, *, owned: bool) -> np.ndarray:
+    """Open, fully decode and convert an image with Pillow, mapping every failure to ImageError."""
+    import PIL.Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
+            im = opener(PIL)
+            try:
+                _check_pixels(im.width, im.height, name)
+                return _pil_to_gray(im)
+            finally:
+                if owned:
+                    im.close()
+    except ImageError:
+        raise
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning):
+        raise ImageError(
+            f"{name}: too many pixels, over the {MAX_PIXELS // 1_000_000} megapixel limit "
+            "(possible decompression bomb); downscale the image first"
+        ) from None
+    except PIL.UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image file; pass a PNG, JPEG, BMP or GIF image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise ImageError(f"{name}: cannot open ({exc.strerror}); check the path and permissions") from None
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(
+            f"{name} is truncated or corrupt ({text}); re-save or re-export the image"
+        ) from None
+    except Exception as exc:  # any other decoder failure: never let Pillow's exception escape
+        raise ImageError(
+            f"{name} cannot be decoded ({type(exc).__name__}: {exc}); re-save it as PNG or JPEG"
+        ) from None
+
+
+def _pil_to_gray(im) -> np.ndarray:
+    """Decode the first frame of ``im`` fully and return grayscale float32 in [0, 1]."""
+    if getattr(im, "n_frames", 1) > 1:
+        im.seek(0)
+    longer = max(im.size)
+    if im.format == "JPEG" and longer > WORK_SIDE and im.mode in ("L", "RGB", "YCbCr"):
+        im.draft("L", (math.ceil(im.width * WORK_SIDE / longer), math.ceil(im.height * WORK_SIDE / longer)))
+    im.load()  # full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
+    mode = im.mode
+    if mode.startswith("I;16"):  # 16-bit grayscale: keep the precision, scale by 65535
+        return _block_mean(np.asarray(im).astype(np.float32) / np.float32(65535.0))
+    if mode in ("I", "F"):
+        return array_to_gray(np.asarray(_reduce(im)))
+    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in im.info
+    if has_alpha:
+        im = im.convert("RGBA").convert("LA") if mode != "LA" else im
+    elif mode != "L":
+        im = im.convert("L")
+    a = np.asarray(_reduce(im))
+    if has_alpha:
+        return array_to_gray(a)  # (H, W, 2): composited on white
+    return a.astype(np.float32) / np.float32(255.0)
+
+
+def _reduce(im):
+    """Shrink a decoded image by an integer factor so its longer side is at most about WORK_SIDE."""
+    factor = math.ceil(max(im.size) / WORK_SIDE)
+    return im.reduce(factor) if factor > 1 else im
+
+
+def _block_mean(a: np.ndarray) -> np.ndarray:
+    """Average ``a`` over square blocks so its longer side is at most about WORK_SIDE."""
+    f = math.ceil(max(a.shape) / WORK_SIDE)
+    if f <= 1:
+        return a
+    h, w = a.shape[0] // f * f, a.shape[1] // f * f
+    return a[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
