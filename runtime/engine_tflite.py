@@ -6,8 +6,10 @@ construct one. This module handles, without the caller knowing:
 - quantized input/output tensors (int8, uint8, int16: scale and zero point);
 - any batch size (the input tensor is resized; models with a fixed batch run in chunks);
 - stateful graphs (the fused LSTM op keeps state between invokes: variables are reset each call);
-- a default delegate (XNNPACK) that refuses a model at ``allocate_tensors``: the interpreter is
-  rebuilt on the built-in kernels and the fallback is logged at debug level.
+- a default delegate (XNNPACK) that refuses a model (at ``allocate_tensors`` or, lazily, at the
+  first ``invoke``): the interpreter is rebuilt on the built-in kernels (OpResolverType
+  BUILTIN_WITHOUT_DEFAULT_DELEGATES) and the fallback is logged at debug level;
+- a graph whose batch dimension cannot be resized: it runs in chunks of its fixed batch.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class TFLiteEngine(Engine):
         self._in_q, self._out_q = qparams(inp), qparams(out)
         self._quantize = Quantizer(*self._in_q, self._in_dtype) if self._in_q else None
         self._dequantize = Dequantizer(*self._out_q) if self._out_q else None
-        self._sample_shape = (28, 28) if self._layout == (28, 28) else None  # reshape-free fast path
+        self._needs_reshape = self._layout != (28, 28)  # e.g. (28, 28, 1) or (784,) inputs
         self._fixed = fixed_batch(in_sig[0])
         self._batch = int(inp["shape"][0])
         self._stateful = _has_state(self._interp)
@@ -91,7 +93,7 @@ class TFLiteEngine(Engine):
         if self._no_delegates:
             raise self._op_error(exc) from None
         _debug("%s: the default delegate (XNNPACK) refused %s (%s); falling back to the "
-                  "built-in kernels", self.backend, self._name, _first_line(exc))
+               "built-in kernels", self.backend, self._name, _first_line(exc))
         self._no_delegates = True
         self._interp = self._build(True)
         if self._batch != int(self._interp.get_input_details()[0]["shape"][0]):
@@ -118,7 +120,7 @@ class TFLiteEngine(Engine):
             self._interp.resize_tensor_input(self._in_index, [n, *self._layout])
         except (RuntimeError, ValueError) as exc:
             _debug("%s cannot be resized to batch %d (%s); running it in chunks of %d",
-                      self._name, n, _first_line(exc), self._batch)
+                   self._name, n, _first_line(exc), self._batch)
             self._fixed = self._batch
             return False
         self._batch = n
@@ -147,7 +149,7 @@ class TFLiteEngine(Engine):
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         if self._quantize is not None:
             x = self._quantize(x)
-        if self._sample_shape is None:
+        if self._needs_reshape:
             x = x.reshape(x.shape[0], *self._layout)
         try:
             y = self._call(x)

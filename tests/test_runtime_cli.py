@@ -27,7 +27,20 @@ def images(tmp_path, eval_images):
     (bad / "text.png").write_bytes(b"this is not a png")
     (bad / "cut.png").write_bytes((good / "0.png").read_bytes()[:70])
     pil.fromarray(np.full((40, 40), 255, np.uint8)).save(bad / "white.png")
+    (bad / "bomb.png").write_bytes(_png_header(60_000, 60_000))  # 3.6 gigapixels, 60 bytes
     return good, bad, [int(v) for v in eval_images[1][:4]]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims a huge size: only the header, the way decompression bombs start."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def invoke(*args: str):
@@ -73,11 +86,12 @@ def test_per_image_errors_keep_going(rt_models, images, tmp_path):
                  str(tmp_path / "missing.png"), str(empty), str(good / "1.png"))
     assert res.exit_code == 1
     errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 5, res.output  # 3 bad files, the missing one, the empty folder
+    assert len(errors) == 6, res.output  # 4 bad files, the missing one, the empty folder
     assert "Traceback" not in res.output
-    for needle in ("not an image", "truncated", "no digit", "no such file", "holds no images"):
+    for needle in ("not an image", "truncated", "no digit", "megapixel", "no such file",
+                   "holds no images"):
         assert sum(needle in e for e in errors) == 1, (needle, errors)
-    assert "classified 2 of 7 image(s)" in res.output and "5 failed" in res.output
+    assert "classified 2 of 8 image(s)" in res.output and "6 failed" in res.output
 
 
 @pytest.mark.parametrize("args, code, needle", [
