@@ -51,7 +51,8 @@ class Classifier:
             path: the model file. If ``<path>.json`` lies beside it, its sha256 is checked.
             backend: "litert", "tflite-runtime", "tensorflow" or "onnxruntime"; None picks the
                 best installed backend for the file type.
-            threads: CPU threads for inference (None: the backend's default).
+            threads: CPU threads for inference (None: the backend's default, which is 1 for
+                the TFLite interpreters and all cores for onnxruntime).
             concurrency: "per-thread" (an interpreter per calling thread) or "lock" (one
                 interpreter behind a lock); both give the same answers.
 

@@ -91,7 +91,7 @@ def _fmt_line(src: str, pred, ms: float) -> str:
 @click.option("--backend", "-b", default=None,
               help="litert, tflite-runtime, tensorflow or onnxruntime. Default: the best installed.")
 @click.option("--threads", "-t", type=click.IntRange(min=1), default=None,
-              help="CPU threads for inference. Default: the backend's choice.")
+              help="CPU threads for inference. Default: 1 for .tflite, all cores for .onnx.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def classify(inputs: tuple[Path, ...], model: Path | None, top_k: int, backend: str | None,
              threads: int | None, as_json: bool) -> None:
