@@ -195,7 +195,9 @@ def run_check(artifacts: list[Path], mnist: int = 300, install_qemu: bool = Fals
         "ok": all(r.ok for r in results),
         "sysroot": str(root),
         "cpu": cpu,
-        "images": {"samples": str(samples) if samples else None, "mnist_png": mnist},
+        "images": {"samples": str(samples) if samples else None, "mnist_png": mnist,
+                   "sample_count": sum(1 for p in samples.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                   if samples else 0},
         "aarch64_base_install": [f"{r['name']} {r['version']} ({r['file']})" for r in resolved],
         "artifacts": [r.to_dict() for r in results],
         "seconds": timings,
@@ -215,6 +217,8 @@ def table(summary: dict) -> str:
     base = ", ".join(" ".join(item.split()[:2]) for item in summary["aarch64_base_install"])
     lines += ["", f"emulated Pi: aarch64 CPython 3.11 (Debian bookworm), qemu CPU {summary['cpu']}; "
                   f"base install resolved from aarch64 wheels: {base}, ...",
+              f"images: {summary['images']['sample_count']} bundled samples + {summary['images']['mnist_png']} MNIST "
+              "test images (PNG files), classified by `python -m mnistkit.runtime --json` on both machines",
               "correctness only: timings under emulation say nothing about a real Pi's speed",
               "result: " + ("PASS" if summary["ok"] else "FAIL")]
     return "\n".join(lines)
