@@ -42,8 +42,9 @@ RECIPES: dict[str, Recipe] = {
     # Without the shift augmentation this MLP peaked at 97.9-98.06% (several seeds/rates tried).
     "mlp": Recipe(learning_rate=1e-3, batch_size=64, dropout=0.2, augment_shift=2, patience=6),
     "rnn": Recipe(learning_rate=1e-3, clipnorm=1.0),
-    "lstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2),
-    "bilstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2),
+    # Without shifts: lstm 98.78%, bilstm 98.90% (both short of the goal); with them 99.2%+.
+    "lstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2, augment_shift=2, patience=6),
+    "bilstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2, augment_shift=2, patience=6),
     "cnn": Recipe(learning_rate=1e-3, dropout=0.4, epochs=12),
 }
 
