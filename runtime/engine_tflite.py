@@ -65,7 +65,7 @@ class TFLiteEngine(Engine):
         self._in_dtype, self._out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
         self._in_q, self._out_q = qparams(inp), qparams(out)
         self._quantize = Quantizer(*self._in_q, self._in_dtype) if self._in_q else None
-        self._dequantize = Dequantizer(*self._out_q) if self._out_q else None
+        self._dequantize = Dequantizer(*self._out_q, self._out_dtype) if self._out_q else None
         self._needs_reshape = self._layout != (28, 28)  # e.g. (28, 28, 1) or (784,) inputs
         self._fixed = fixed_batch(in_sig[0])
         self._batch = int(inp["shape"][0])
