@@ -82,7 +82,7 @@ class Classifier:
             except BackendUnavailableError as exc:  # installed but broken: try the next one
                 failure = failure or exc
                 continue
-            engine = mod.load(content, name=path.name, threads=threads)
+            engine = mod.load(content, name=str(path), threads=threads)
             return cls(engine, path=path, fmt=fmt, manifest_data=data, concurrency=concurrency)
         raise failure or BackendUnavailableError(f"no backend could load {path}")
 

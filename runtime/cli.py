@@ -83,7 +83,8 @@ def _fmt_line(src: str, pred, ms: float) -> str:
 
 
 @click.command("classify", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="IMAGE|DIR...")
 @click.option("--model", "-m", "model", type=click.Path(path_type=Path, exists=True),
               help="Model file (.tflite/.onnx) or a folder holding one. Default: the bundled model.")
 @click.option("--top-k", "-k", "top_k", type=click.IntRange(1, 10), default=3, show_default=True,
