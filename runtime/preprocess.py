@@ -195,10 +195,11 @@ def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: f
         coef = np.array([np.median(values), 0, 0, 0, 0, 0], np.float32)
         return Background(coef, np.zeros((g, g), np.float32), cy, cx)
     yy, xx = np.repeat(cy, g), np.tile(cx, g)
-    design = np.stack([np.ones_like(yy), yy, xx, yy * yy, yy * xx, xx * xx], axis=1)
+    design = np.stack([np.ones_like(yy), yy, xx, yy * yy, yy * xx, xx * xx], axis=1).astype(np.float64)
     use = values <= np.median(values)  # start from the half of the cells with the least ink
     for _ in range(4):
-        coef = np.linalg.lstsq(design[use], values[use], rcond=None)[0]
+        d = design[use]
+        coef = np.linalg.solve(d.T @ d + 1e-6 * np.eye(6), d.T @ values[use])  # least squares
         resid = values - design @ coef
         new = resid < 0.35 * contrast
         if new.sum() < 8 or (new == use).all():
@@ -210,8 +211,18 @@ def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: f
 
 def _interp_matrix(pos: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Matrix (len(pos), len(centres)) of linear-interpolation weights, constant beyond the ends."""
-    eye = np.eye(len(centres), dtype=np.float32)
-    return np.stack([np.interp(pos, centres, eye[j]) for j in range(len(centres))], axis=1).astype(np.float32)
+    n = len(centres)
+    weights = np.zeros((len(pos), n), np.float32)
+    if n == 1:
+        weights[:] = 1.0
+        return weights
+    p = np.clip(pos, centres[0], centres[-1])
+    i = np.clip(np.searchsorted(centres, p, side="right") - 1, 0, n - 2)
+    t = (p - centres[i]) / (centres[i + 1] - centres[i])
+    rows = np.arange(len(pos))
+    weights[rows, i] = 1.0 - t
+    weights[rows, i + 1] += t
+    return weights
 
 
 def _centres(start: int, n: int, f: int) -> np.ndarray:
@@ -225,16 +236,18 @@ def _digit_blobs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     Pieces are blobs with >= 10% of its mass within a quarter of its size, or >= 2% of its mass
     touching its bounding box (a stroke broken by thresholding). Returns a boolean mask.
     """
-    labels, n = _label(mask)
-    if n == 0:
+    runs = _runs(mask)
+    row, start, end, blob = runs
+    if row.size == 0:
         raise ImageError("no digit found; pass a clearer picture of a digit")
-    mass = np.bincount(labels.ravel(), weights=x.ravel(), minlength=n + 1)[1:]
-    rr, cc = np.nonzero(labels)
-    order = np.argsort(labels[rr, cc], kind="stable")
-    rr, cc = rr[order], cc[order]
-    starts = np.searchsorted(labels[rr, cc], np.arange(1, n + 1))
-    top, bottom = np.minimum.reduceat(rr, starts), np.maximum.reduceat(rr, starts)
-    left, right = np.minimum.reduceat(cc, starts), np.maximum.reduceat(cc, starts)
+    n = int(blob.max()) + 1
+    sums = np.zeros((x.shape[0], x.shape[1] + 1), np.float64)
+    np.cumsum(x, axis=1, out=sums[:, 1:])
+    mass = np.bincount(blob, weights=sums[row, end] - sums[row, start], minlength=n)
+    order = np.argsort(blob, kind="stable")  # runs grouped by blob, rows increasing within each
+    firsts = np.searchsorted(blob[order], np.arange(n))
+    top, bottom = np.minimum.reduceat(row[order], firsts), np.maximum.reduceat(row[order], firsts)
+    left, right = np.minimum.reduceat(start[order], firsts), np.maximum.reduceat(end[order] - 1, firsts)
     h, w = x.shape
     edge = (top == 0) | (left == 0) | (bottom == h - 1) | (right == w - 1)
     main = int(np.argmax(np.where(edge, 0.3, 1.0) * mass))  # lighting leftovers hug the border
@@ -246,30 +259,29 @@ def _digit_blobs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
             & (right >= left[main] - m) & (left <= right[main] + m)
         )
 
-    # Pieces of the digit: sizeable blobs near it, or small ones touching its bounding box.
     near = (overlaps(margin) & (mass >= 0.1 * mass[main])) | (overlaps(1) & (mass >= 0.02 * mass[main]))
     near[main] = True
-    keep = np.concatenate([[False], near])[labels]
+    keep = np.zeros(mask.shape, bool)
+    keep[mask] = np.repeat(near[blob], end - start)  # mask pixels come in run order
     if np.count_nonzero(keep) < 3:
         raise ImageError("no digit found: only specks; pass a clearer picture of a digit")
     return keep
 
 
-def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Label 8-connected blobs of a 2-D boolean mask (numpy + a loop over row runs).
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row runs of a 2-D boolean mask and the 8-connected blob each belongs to.
 
     Returns:
-        (labels, n): int32 labels (0 = background, blobs 1..n) and the number of blobs.
+        (row, start, end, blob): one entry per run in row-major order; ``end`` is exclusive and
+        ``blob`` numbers the blobs 0..n-1 (union-find over the overlaps of consecutive rows).
     """
     h, w = mask.shape
     padded = np.zeros((h, w + 2), np.int8)
     padded[:, 1:-1] = mask
     step = np.diff(padded, axis=1)
-    run_row, run_start = np.nonzero(step == 1)
-    run_end = np.nonzero(step == -1)[1]  # exclusive
-    n = len(run_row)
-    if n == 0:
-        return np.zeros((h, w), np.int32), 0
+    row, start = np.nonzero(step == 1)
+    end = np.nonzero(step == -1)[1]
+    n = len(row)
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -278,24 +290,22 @@ def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
             i = parent[i]
         return i
 
-    first = np.searchsorted(run_row, np.arange(h + 1)).tolist()
-    starts, ends = run_start.tolist(), run_end.tolist()
+    first = np.searchsorted(row, np.arange(h + 1)).tolist()
+    starts, ends = start.tolist(), end.tolist()
     for r in range(1, h):
-        i, a_end = first[r - 1], first[r]
+        i, above_end = first[r - 1], first[r]
         for j in range(first[r], first[r + 1]):
-            while i < a_end and ends[i] < starts[j]:
+            while i < above_end and ends[i] < starts[j]:  # runs above that end too far left
                 i += 1
             k = i
-            while k < a_end and starts[k] <= ends[j]:
-                ri, rj = find(k), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
+            while k < above_end and starts[k] <= ends[j]:  # overlapping (or diagonal) runs above
+                a, b = find(k), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
                 k += 1
-    roots = np.array([find(i) for i in range(n)])
-    _, comp = np.unique(roots, return_inverse=True)
-    labels = np.zeros((h, w), np.int32)
-    labels[mask.astype(bool)] = np.repeat(comp + 1, run_end - run_start)
-    return labels, int(comp.max()) + 1
+    roots = np.array([find(i) for i in range(n)], dtype=np.intp)
+    blob = np.unique(roots, return_inverse=True)[1] if n else roots
+    return row, start, end, blob.astype(np.intp)
 
 
 def _crop(b: np.ndarray) -> np.ndarray | None:
@@ -363,7 +373,13 @@ def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
     ph, pw = -h % f, -w % f
     if ph or pw:
         a = np.pad(a, ((0, ph), (0, pw)), mode="edge")
-    return a.reshape(a.shape[0] // f, f, a.shape[1] // f, f).mean(axis=(1, 3), dtype=np.float32)
+    rows = a[0::f].astype(np.float32)  # strided sums: much faster than reshape(...).mean()
+    for i in range(1, f):
+        rows += a[i::f]
+    out = rows[:, 0::f].copy()
+    for j in range(1, f):
+        out += rows[:, j::f]
+    return out * np.float32(1.0 / (f * f))
 
 
 def _smooth3(a: np.ndarray) -> np.ndarray:
