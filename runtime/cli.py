@@ -121,31 +121,10 @@ def classify(inputs: tuple[Path, ...], model: Path | None, top_k: int, backend: 
         raise click.ClickException(str(exc)) from None
     load_ms = (time.perf_counter() - start) * 1e3
 
-    records, failed, total_ms = [], 0, 0.0
-    for item, error in expand_inputs(inputs):
-        src = str(item)
-        t0 = time.perf_counter()
-        if error is None:
-            try:
-                pred = clf.classify(item, top_k=top_k)[0]
-            except MnistkitError as exc:
-                error = str(exc)
-            except Exception as exc:  # noqa: BLE001 - one bad image must never stop the batch
-                error = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
-        ms = (time.perf_counter() - t0) * 1e3
-        if error is not None:
-            failed += 1
-            error = error if error.startswith(src) else f"{src}: {error}"
-            records.append({"source": src, "error": error})
-            if not as_json:
-                click.echo(f"error: {error}", err=True)
-            continue
-        total_ms += ms
-        records.append({**pred.to_dict(), "source": src, "time_ms": round(ms, 3)})
-        if not as_json:
-            click.echo(_fmt_line(src, pred, ms))
-
+    records = [_classify_one(clf, item, error, top_k, as_json) for item, error in expand_inputs(inputs)]
+    failed = sum("error" in r for r in records)
     ok = len(records) - failed
+    total_ms = sum(r.get("time_ms", 0.0) for r in records)
     summary = {"images": len(records), "classified": ok, "failed": failed,
                "model": str(clf.path), "backend": clf.backend, "load_ms": round(load_ms, 3),
                "classify_ms": round(total_ms, 3),
@@ -159,6 +138,28 @@ def classify(inputs: tuple[Path, ...], model: Path | None, top_k: int, backend: 
                    + (f"; {failed} failed" if failed else ""))
     if failed:
         click.get_current_context().exit(1)
+
+
+def _classify_one(clf, item: Path, error: str | None, top_k: int, as_json: bool) -> dict:
+    """Classify one file; print its line (text mode) and return its JSON record."""
+    src = str(item)
+    t0 = time.perf_counter()
+    if error is None:
+        try:
+            pred = clf.classify(item, top_k=top_k)[0]
+        except MnistkitError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad image must never stop the batch
+            error = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
+    ms = (time.perf_counter() - t0) * 1e3
+    if error is not None:
+        error = error if error.startswith(src) else f"{src}: {error}"
+        if not as_json:
+            click.echo(f"error: {error}", err=True)
+        return {"source": src, "error": error}
+    if not as_json:
+        click.echo(_fmt_line(src, pred, ms))
+    return {**pred.to_dict(), "source": src, "time_ms": round(ms, 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
