@@ -44,8 +44,9 @@ def describe(image: Any) -> str:
 def read_gray(image: ImageInput) -> np.ndarray:
     """Decode ``image`` to a grayscale float32 array (H, W) in [0, 1], dark = 0, white = 1.
 
-    Transparent pixels are composited on white (on black for light ink); 16-bit data keeps its precision; GIFs and other
-    multi-frame files give their first frame; very large images are reduced to about WORK_SIDE.
+    Transparent pixels are composited on white (on black for light ink); 16-bit data keeps its
+    precision; GIFs and other multi-frame files give their first frame; very large images are
+    reduced to about WORK_SIDE.
 
     Args:
         image: a path (str or PathLike), encoded bytes, a PIL image or a numpy array.
@@ -150,7 +151,7 @@ def _decode(opener, name: str, *, owned: bool) -> np.ndarray:
             im = opener(PIL)
             try:
                 _check_pixels(im.width, im.height, name)
-                return _pil_to_gray(im)
+                return _pil_to_gray(im, owned=owned)
             finally:
                 if owned:
                     im.close()
@@ -165,7 +166,9 @@ def _decode(opener, name: str, *, owned: bool) -> np.ndarray:
         raise ImageError(f"{name} is not an image file; pass a PNG, JPEG, BMP or GIF image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
-            raise ImageError(f"{name}: cannot open ({exc.strerror}); check the path and permissions") from None
+            raise ImageError(
+                f"{name}: cannot open ({exc.strerror}); check the path and permissions"
+            ) from None
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(
             f"{name} is truncated or corrupt ({text}); re-save or re-export the image"
@@ -176,14 +179,22 @@ def _decode(opener, name: str, *, owned: bool) -> np.ndarray:
         ) from None
 
 
-def _pil_to_gray(im) -> np.ndarray:
-    """Decode the first frame of ``im`` fully and return grayscale float32 in [0, 1]."""
+def _pil_to_gray(im, owned: bool) -> np.ndarray:
+    """Decode the first frame of ``im`` fully and return grayscale float32 in [0, 1].
+
+    ``owned``: the image was opened here, so it may be decoded at a reduced scale (JPEG draft).
+    """
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
     longer = max(im.size)
-    if im.format == "JPEG" and longer > WORK_SIDE and im.mode in ("L", "RGB", "YCbCr"):
-        im.draft("L", (math.ceil(im.width * WORK_SIDE / longer), math.ceil(im.height * WORK_SIDE / longer)))
+    if owned and im.format == "JPEG" and longer > WORK_SIDE and im.mode in ("L", "RGB", "YCbCr"):
+        scale = WORK_SIDE / longer
+        im.draft("L", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
     im.load()  # full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
+    if im.getexif().get(0x0112, 1) != 1:  # a phone photo stored sideways: apply EXIF orientation
+        from PIL import ImageOps
+
+        im = ImageOps.exif_transpose(im)
     mode = im.mode
     if mode.startswith("I;16"):  # 16-bit grayscale: keep the precision, scale by 65535
         return _block_mean(np.asarray(im).astype(np.float32) / np.float32(65535.0))

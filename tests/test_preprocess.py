@@ -123,6 +123,16 @@ def test_every_format_and_mode_decodes_to_the_same_digit(paper_rgb, tmp_path):
             assert corr(out, reference) > 0.9, name
 
 
+def test_exif_orientation_is_applied(paper_rgb):
+    upright = prepare(encode(Image.fromarray(paper_rgb), "JPEG", quality=90))
+    sideways = Image.fromarray(np.rot90(paper_rgb, 1).copy())  # stored rotated, as phones do
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    out = prepare(encode(sideways, "JPEG", quality=90, exif=exif.tobytes()))
+    assert corr(out, upright) > 0.95
+    assert corr(prepare(encode(sideways, "JPEG", quality=90)), upright) < 0.5  # without the tag: sideways
+
+
 def test_sixteen_bit_keeps_its_precision():
     ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
     gray = read_gray(encode(Image.fromarray(ramp), "PNG"))
@@ -223,7 +233,8 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 def _bad_inputs(tmp_path: Path, paper_rgb: np.ndarray) -> dict[str, tuple[object, str]]:
@@ -310,3 +321,19 @@ def test_make_samples_writes_labelled_photo_like_images(tmp_path, mnist_dir):
     for path in files:
         check_mnist_like(prepare(path))
     assert make_samples.main([str(out), "--count", "1", "--data-dir", str(mnist_dir)]) == 1  # not empty
+
+
+def test_measure_photos_compares_preprocessing_with_plain_resizing(capsys):
+    pytest.importorskip("ai_edge_litert")
+    from mnistkit.tools import measure_photos
+
+    model = SAMPLES.parent / "default.tflite"
+    if not model.is_file():
+        pytest.skip("no bundled default model yet")
+    result = measure_photos.measure(model, SAMPLES)
+    rows = result["accuracy"]
+    assert rows["overall"]["n"] == len(list(SAMPLES.iterdir())) and not result["refused"]
+    assert {"source printed", "source handwritten", "format jpeg-RGB", "format png-L"} <= set(rows)
+    assert rows["overall"]["prepare"] > rows["overall"]["resize"] + 0.3
+    assert measure_photos.main([str(model), str(SAMPLES / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err

@@ -41,6 +41,7 @@ FORMATS: tuple[str, ...] = (
     "png-gray", "png-rgb", "png-rgba", "png-16bit", "png-palette", "jpeg", "jpeg-gray", "bmp", "gif",
 )
 MNIST_SHARE = 0.4  # fraction of images drawn from MNIST test digits
+PENS = np.array([[0.05, 0.05, 0.1], [0.1, 0.15, 0.5], [0.2, 0.2, 0.2], [0.5, 0.1, 0.1]])  # RGB: black..red
 
 
 def find_fonts() -> dict[str, list[Path]]:
@@ -101,13 +102,21 @@ class Style:
     def draw(cls, rng: np.random.Generator, easy: bool = False) -> "Style":
         """Draw random conditions (``easy``: milder, for the bundled samples)."""
         big = rng.random() < 0.06 and not easy
-        width = int(rng.integers(480, 800)) if big else int(rng.integers(90, 360) if not easy else rng.integers(90, 160))
+        if big:
+            width = int(rng.integers(480, 800))
+        else:
+            width = int(rng.integers(90, 160) if easy else rng.integers(90, 360))
         height = int(np.clip(width * rng.uniform(0.7, 1.4), 64, 900))
         inverted = rng.random() < (0.0 if easy else 0.1)
-        tint = np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.75, 1.0)]) if rng.random() < 0.5 else np.ones(3)
-        pen = np.array([[0.05, 0.05, 0.1], [0.1, 0.15, 0.5], [0.2, 0.2, 0.2], [0.5, 0.1, 0.1]])[rng.integers(4)]
+        tint = np.ones(3)
+        if rng.random() < 0.5:  # warm paper or light
+            tint = np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.75, 1.0)])
+        pen = PENS[rng.integers(len(PENS))]
         paper = rng.uniform(0.7, 1.0) * tint
-        ink = pen * rng.uniform(0.3, 1.0) if rng.random() < 0.8 else np.full(3, rng.uniform(0.0, 0.4))
+        if rng.random() < 0.8:
+            ink = pen * rng.uniform(0.3, 1.0)
+        else:  # pencil grey
+            ink = np.full(3, rng.uniform(0.0, 0.4))
         if inverted:  # chalk on a board, a light pen on dark paper
             paper, ink = np.full(3, rng.uniform(0.0, 0.3)) * tint, np.full(3, rng.uniform(0.7, 1.0))
         if easy:
@@ -190,7 +199,8 @@ def render(renderer: Renderer, source: str, digit: int, style: Style, rng: np.ra
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     theta = rng.uniform(0, 2 * np.pi)
     ramp = ((yy / h - 0.5) * np.sin(theta) + (xx / w - 0.5) * np.cos(theta)).astype(np.float32)
-    light = 1.0 + style.gradient * ramp * 2 - style.vignette * (((yy / h - 0.5) ** 2 + (xx / w - 0.5) ** 2) * 2)
+    radius2 = (yy / h - 0.5) ** 2 + (xx / w - 0.5) ** 2
+    light = 1.0 + style.gradient * ramp * 2 - style.vignette * radius2 * 2
     light = np.clip(light, 0.3, 1.3)[..., None]
 
     if style.fmt == "png-rgba" and rng.random() < 0.5:  # ink on a transparent sheet
@@ -259,7 +269,9 @@ BUNDLE: tuple[tuple[int, str, str], ...] = tuple(
 ) + ((4, "mnist", "4_hard-gradient"), (8, "font-serif", "8_hard-small-noisy"))
 
 
-BUNDLE_FORMATS = ("jpeg", "png-gray", "jpeg", "png-rgb", "jpeg", "gif", "jpeg", "png-palette", "jpeg", "png-rgba")
+BUNDLE_FORMATS = (
+    "jpeg", "png-gray", "jpeg", "png-rgb", "jpeg", "gif", "jpeg", "png-palette", "jpeg", "png-rgba",
+)
 
 
 def make_bundle(out: Path, seed: int, renderer: Renderer) -> list[Path]:
@@ -277,7 +289,8 @@ def make_bundle(out: Path, seed: int, renderer: Renderer) -> list[Path]:
                 style.gradient, style.vignette, style.noise = 0.45, 0.3, 0.03
                 style.paper, style.ink = np.array([0.85, 0.8, 0.65]), np.array([0.25, 0.25, 0.35])
             else:
-                style.width, style.height, style.digit_frac, style.noise, style.specks = 220, 180, 0.22, 0.06, 4
+                style.width, style.height, style.digit_frac = 220, 180, 0.22
+                style.noise, style.specks = 0.06, 4
         data, ext = encode(render(renderer, source, digit, style, rng), style.fmt, style.jpeg_quality)
         written.append(write_bytes_atomic(out / f"{stem}.{ext}", data))
     return written
@@ -285,8 +298,10 @@ def make_bundle(out: Path, seed: int, renderer: Renderer) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m mnistkit.tools.make_samples", description=__doc__.split("\n")[0])
-    parser.add_argument("out", nargs="?", type=Path, help="folder for the photo-like test set (must be new or empty)")
+    parser = argparse.ArgumentParser(
+        prog="python -m mnistkit.tools.make_samples", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("out", nargs="?", type=Path, help="folder for the test set (must be new or empty)")
     parser.add_argument("--count", type=int, default=500, help="number of images (default 500)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", help="MNIST folder (default: $MNISTKIT_DATA)")
@@ -301,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
             raise OutputExistsError(f"{args.out} is not empty; choose a new folder or empty it")
         fonts = find_fonts()
         if not fonts:
-            raise MnistkitError("no usable TrueType fonts found (looked in /usr/share/fonts and matplotlib); install fonts-dejavu")
+            raise MnistkitError(
+                "no usable TrueType fonts in /usr/share/fonts or matplotlib; install fonts-dejavu"
+            )
         mnist = load_mnist(args.data_dir)
         renderer = Renderer(fonts, mnist.x_test, mnist.y_test)
         if args.out is not None:

@@ -106,7 +106,9 @@ def _row(hit: dict, idx: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m mnistkit.tools.measure_photos", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mnistkit.tools.measure_photos", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("model", type=Path, help="exported .tflite/.onnx model, or a .keras model")
     parser.add_argument("folder", type=Path, help="folder of labelled images (from make_samples)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
