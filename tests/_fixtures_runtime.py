@@ -124,11 +124,11 @@ def _has(dist: str) -> bool:
         return False
 
 
-def build_models(out: Path) -> None:
+def build_models(out: Path, mnist_dir: Path) -> None:
     """Build every test model into ``out`` (in a child process: TF never enters the test process)."""
     out.mkdir(parents=True, exist_ok=True)
     code = _BUILD.replace("N_TRAIN", str(N_TRAIN)).replace("N_EVAL", str(N_EVAL))
-    env = {**os.environ, "MNISTKIT_DATA": os.environ.get("MNISTKIT_DATA", "/work/shared/data/mnist")}
+    env = {**os.environ, "MNISTKIT_DATA": str(mnist_dir)}
     proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
                           env=env, timeout=600)
     if proc.returncode != 0:
@@ -153,7 +153,7 @@ def write_manifest(model: Path, sha256: str | None = None) -> Path:
 
 
 @pytest.fixture(scope="session")
-def rt_models(request, tmp_path_factory) -> Path:
+def rt_models(request, tmp_path_factory, mnist_dir) -> Path:
     """Folder holding the runtime test models (see module docstring)."""
     import importlib.util
 
@@ -165,7 +165,7 @@ def rt_models(request, tmp_path_factory) -> Path:
     folder = root / _key()
     if not (folder / "done").is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        build_models(folder)
+        build_models(folder, mnist_dir)
         (folder / "done").write_text("ok")
     return folder
 
