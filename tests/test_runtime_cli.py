@@ -140,3 +140,14 @@ def test_mnistkit_classify_is_registered(images):
     if DEFAULT_MODEL.exists():
         res = CliRunner().invoke(cli, ["classify", "--json", str(good / "0.png")])
         assert res.exit_code == 0 and json.loads(res.output)["summary"]["classified"] == 1
+
+
+def test_bench_script_runs(capsys):
+    """tools/bench_runtime.py stays runnable (tiny counts; the figures themselves are not checked)."""
+    if not DEFAULT_MODEL.exists():
+        pytest.skip("no bundled default model")
+    from mnistkit.tools import bench_runtime
+
+    bench_runtime.main(["--skip", "a", "--calls", "20", "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "Classifier.predict_proba" in out and "per-thread" in out and "lock" in out

@@ -12,7 +12,14 @@
     ``--calls`` calls each, on the same model. Goal: < 20 %.
 (c) two threads sharing one Classifier: an interpreter per thread vs one interpreter behind a lock.
 
-Needs only the base install (numpy, Pillow, ai-edge-litert); onnxruntime for .onnx models.
+Needs only the base install (numpy, Pillow, click, ai-edge-litert); onnxruntime for .onnx models.
+For device-like cold-start figures run it with a non-editable base install (an editable install
+adds a meta-path finder, ~15 ms per start):
+
+    python -m venv /tmp/device && /tmp/device/bin/pip install .
+    /tmp/device/bin/python tools/bench_runtime.py --skip b,c
+
+On a shared machine wall times mostly measure waiting for a core; the CPU column does not.
 """
 
 from __future__ import annotations
