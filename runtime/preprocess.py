@@ -137,13 +137,16 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     v = np.where(near, v, 0.0).astype(np.float32)
 
     # 3. Binarise softly at 35% of the ink level (above the noise), crop to the digit.
-    values = v[near]
-    level = float(np.partition(values, int(0.99 * (values.size - 1)))[int(0.99 * (values.size - 1))])
+    values = v[near & (v > 0)]
+    if values.size == 0:
+        raise ImageError("no digit found after removing the background; pass a clearer picture of a digit")
+    k = int(0.99 * (values.size - 1))
+    level = float(np.partition(values, k)[k])
     t = max(INK_THRESHOLD * level, 3.0 * noise)
     soft = 0.15 * level
     b = _crop(np.clip((v - (t - soft)) * np.float32(0.5 / soft), 0.0, 1.0).astype(np.float32))
-    if b is None or level <= 0:
-        raise ImageError("no digit found after removing the background; pass a clearer picture of a digit")
+    if b is None or max(b.shape) < 3:
+        raise ImageError("no digit found, only a speck; pass a clearer picture of a digit")
     # 4. Fit into 20x20, centre by mass in 28x28.
     return _place(_fit_box(b))
 
