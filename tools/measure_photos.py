@@ -74,14 +74,14 @@ def measure(model: Path, folder: Path) -> dict:
     labels = np.array([int(p.name[0]) for p in files])
     prepared = np.zeros((len(files), 28, 28), np.float32)
     ok = np.ones(len(files), bool)
-    errors = {}
-    start = time.perf_counter()
+    errors, ms = {}, []
     for i, path in enumerate(files):
+        start = time.perf_counter()
         try:
             prepared[i] = prepare(path)
         except ImageError as exc:
             ok[i], errors[path.name] = False, str(exc)
-    prep_ms = (time.perf_counter() - start) / len(files) * 1e3
+        ms.append((time.perf_counter() - start) * 1e3)
     naive = np.stack([naive_resize(p) for p in files])
     hit = {
         "prepare": (np.argmax(predict(prepared), axis=1) == labels) & ok,
@@ -95,7 +95,8 @@ def measure(model: Path, folder: Path) -> dict:
     rows["overall"] = _row(hit, list(range(len(files))))
     return {
         "model": str(model), "folder": str(folder), "images": len(files),
-        "prepare_ms_per_image": round(prep_ms, 2), "refused": errors, "accuracy": rows,
+        "prepare_ms": {"mean": round(float(np.mean(ms)), 2), "median": round(float(np.median(ms)), 2)},
+        "refused": errors, "accuracy": rows,
         "wrong": [files[i].name for i in np.nonzero(~hit["prepare"])[0]],
     }
 
@@ -128,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'group':28s} {'n':>4s} {'prepare':>8s} {'resize':>8s}")
     for name, row in result["accuracy"].items():
         print(f"{name:28s} {row['n']:4d} {row['prepare']:8.1%} {row['resize']:8.1%}")
-    print(f"preprocessing (decode included): {result['prepare_ms_per_image']:.2f} ms per image; "
-          f"refused: {len(result['refused'])}")
+    ms = result["prepare_ms"]
+    print(f"preprocessing (decode included): median {ms['median']:.2f} ms, mean {ms['mean']:.2f} ms "
+          f"per image; refused: {len(result['refused'])}")
     for name, message in result["refused"].items():
         print(f"  refused {name}: {message}")
     return 0
