@@ -188,8 +188,8 @@ def no_calibration() -> dict[str, Any]:
     return {"count": 0, "split": None, "method": "none (mode needs no calibration)"}
 
 
-def check_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Create ``out_dir`` if needed and prove it is writable.
+def check_out_dir(out_dir: str | os.PathLike, option: str = "--out") -> Path:
+    """Create ``out_dir`` if needed and prove it is writable (``option`` names the flag to change).
 
     Raises:
         ExportError: the folder cannot be created or written.
@@ -201,7 +201,7 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ExportError(f"output folder {out} is not writable ({exc.strerror}); choose another --out") from None
+        raise ExportError(f"output folder {out} is not writable ({exc.strerror}); choose another {option}") from None
     return out
 
 

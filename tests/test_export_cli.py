@@ -131,6 +131,15 @@ def test_parity_refuses_existing_report(linear_keras, tmp_path):
     assert art.read_bytes() == b"x"
 
 
+def test_parity_unwritable_report_folder(linear_keras, tmp_path):
+    art = tmp_path / "linear_none.tflite"
+    art.write_bytes(b"x")
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    msg = _one_line_error(_run(["parity", str(linear_keras), str(art), "--report", str(blocker / "r.md")]))
+    assert "not writable" in msg and "--report" in msg
+
+
 def test_parity_unknown_mode_name(linear_keras, tmp_path):
     art = tmp_path / "mystery.tflite"
     art.write_bytes(b"x")

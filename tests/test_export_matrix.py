@@ -4,7 +4,9 @@ check parity on 2,000 test images through the device runtime.
 Every combination must either be written and pass its mode's thresholds, or be refused with a
 one-line reason and an alternative. Some outcomes are fixed: float32 and float16 always pass, the
 non-recurrent models pass every mode, and the SimpleRNN's TFLite int16x8 (which converts but is
-broken) is caught by parity and not written. Set MNISTKIT_MATRIX_REPORT=path to keep the measured
+broken) is caught by parity and not written. On these weakly trained recurrent models a quantized
+mode may miss the 99.5% agreement bar (measured 98.75-99.25%); it is then refused, and the test
+checks the refusal came from parity on a working file (agreement >= 95%). Set MNISTKIT_MATRIX_REPORT=path to keep the measured
 table (export time, size ratio, agreement, accuracy delta per combination).
 """
 
@@ -99,8 +101,12 @@ def test_full_matrix(name, sources, exports):
                      "message": o["message"]})
         if key in MUST_FAIL:
             assert not o["ok"] and p is not None and p["agreement"] < 0.5, o  # parity caught it
-        elif o["mode"] in ("none", "float16") or name not in RECURRENT or o["mode"] == "dynamic":
+        elif o["mode"] in ("none", "float16") or name not in RECURRENT:
             assert o["ok"], o
+        elif not o["ok"]:
+            # Weakly trained recurrent models have many low-margin digits, so dynamic/int8 may miss
+            # the 99.5% bar; such a refusal must still come from parity on a working file.
+            assert p is not None and p["agreement"] >= 0.95, o
         if not o["ok"]:
             assert "\n" not in o["message"] and "instead" in o["message"], o["message"]
             assert not target.exists() and not manifest_file.exists()
@@ -157,6 +163,23 @@ def test_parity_command_matches_export(sources, exports, tmp_path):
     (tmp_path / (victim.name + ".json")).write_bytes((exports / (arts[0].name + ".json")).read_bytes())
     result = CliRunner().invoke(cli, ["parity", str(sources["cnn"]), str(victim)])
     assert result.exit_code == 1 and "does not match its manifest" in result.output
+
+
+def test_library_export_api(sources, tmp_path, mnist):
+    """The in-process API: export(model_path, config, out_dir) -> Path, then describe()."""
+    from mnistkit.export.base import describe, export
+    from mnistkit.export.modes import ExportConfig
+    from mnistkit.models.data import to_float
+    from mnistkit.runtime import Classifier
+
+    path = export(sources["mlp"], ExportConfig("onnx", "dynamic"), tmp_path)
+    assert path == tmp_path / "mlp_dynamic.onnx"
+    ops = describe(path, "onnx")["ops"]
+    assert ops["weighted_by_precision"]["int8-weights"]["MatMulInteger"] == 3 and not ops["left_in_float32"]
+    x, y = to_float(mnist.x_test[:500]), mnist.y_test[:500]
+    src = parity.source_probabilities(sources["mlp"], x)
+    fig = parity.compare(src, Classifier.load(path).predict_proba(x), y, artifact=path.name, mode="dynamic")
+    assert fig.agreement >= 0.99
 
 
 def test_native_crash_is_isolated(sources, tmp_path):

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from mnistkit.export.base import resolve_source
+from mnistkit.export.base import check_out_dir, resolve_source
 from mnistkit.models.artifacts import write_bytes_atomic
 from mnistkit.runtime import manifest as rt_manifest
 from mnistkit.runtime.errors import OutputExistsError
@@ -35,8 +35,10 @@ def run_parity(
     from mnistkit.models.data import to_float
 
     source = resolve_source(source_arg)
-    if report is not None and report.exists() and not force:
-        raise OutputExistsError(f"{report} already exists; pass --force to overwrite or choose another --report")
+    if report is not None:
+        if report.exists() and not force:
+            raise OutputExistsError(f"{report} already exists; pass --force to overwrite or choose another --report")
+        check_out_dir(report.parent, option="--report")
     modes, manifests = [], []
     for path in artifacts:
         data = rt_manifest.load_manifest(path)
