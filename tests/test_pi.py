@@ -26,10 +26,11 @@ needs_qemu = pytest.mark.skipif(QEMU is None, reason="qemu-aarch64-static not fo
 
 # -- the comparison rule (no emulation) ------------------------------------------------------------
 def test_tolerance_per_kind_of_output():
-    assert tolerance({"output_quantization": [1 / 256, -128]}, "int8") == ("quantized", 3 / 256)
+    assert tolerance({"output_quantization": [1 / 256, -128]}, "int8", "tflite") == ("quantized", 3 / 256)
     assert tolerance({"output_quantization": None}, "dynamic") == ("quantized-float-out", 3 / 256)
     assert tolerance({"output_quantization": None}, "none") == ("float", 1e-5)
-    assert tolerance({}, "float16") == ("float", 1e-5)
+    assert tolerance({}, "float16", "tflite") == ("float", 1e-5)  # float16 weights, float32 compute
+    assert tolerance({}, "float16", "onnx") == ("float16-compute", 3 * 2.0**-11)
 
 
 def test_compare_requires_same_labels_and_close_probabilities():
@@ -39,7 +40,7 @@ def test_compare_requires_same_labels_and_close_probabilities():
     assert not far.ok and far.label_mismatches == 0 and far.max_abs_diff == pytest.approx(2e-5, rel=1e-2)
     flipped = ref[:, [1, 0, 2, 3, 4, 5, 6, 7, 8, 9]]
     res = compare(ref, flipped, "quantized", 1.0)  # within tolerance but labels differ
-    assert not res.ok and res.label_mismatches == 2
+    assert not res.ok and not res.labels_ok and res.within_tolerance and res.label_mismatches == 2
 
 
 def test_mode_from_file_name_or_manifest(tmp_path):

@@ -119,7 +119,8 @@ def check_artifact(artifact: Path, folders: list[Path], x86: Target, arm: Target
     backend = BACKEND[artifact.suffix]
     res = ArtifactResult(str(artifact), backend)
     with quiet_fd2():  # LiteRT prints an INFO line when XNNPACK starts
-        res.kind, res.atol = tolerance(Classifier.load(artifact, backend=backend).describe(), artifact_mode(artifact))
+        res.kind, res.atol = tolerance(Classifier.load(artifact, backend=backend).describe(), artifact_mode(artifact),
+                                       artifact.suffix[1:])
     args = [*map(str, folders), "--model", str(artifact), "--backend", backend, "--json", "--top-k", "1"]
     runs = {}
     for name, target in (("x86_64", x86), ("aarch64", arm)):
