@@ -37,10 +37,10 @@ def log(msg: str) -> None:
 
 
 def last_line(text: str) -> str:
-    """The last non-empty line of a tool's output (what usually names the problem)."""
+    """The line of a tool's output that names the problem: its first error line, else its last line."""
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith(("E:", "ERROR:", "error:"))]
-    return (errors or lines or ["(no output)"])[-1]
+    return errors[0] if errors else (lines or ["(no output)"])[-1]
 
 
 def run(

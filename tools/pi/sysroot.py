@@ -128,6 +128,7 @@ def _write_apt_config(root: Path, archive: str, security: str) -> Path:
         'APT::Install-Recommends "false";\n'
         'APT::Sandbox::User "root";\n'
         'Acquire::Languages "none";\n'
+        'APT::Update::Error-Mode "any";\n'
     )
     return conf
 
