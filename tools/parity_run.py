@@ -61,9 +61,11 @@ def run_parity(
                                  thresholds=parity_mod.thresholds_for(m, overrides))
         res.size_bytes = path.stat().st_size
         echo(parity_mod.check_line(res))
-        worst = sorted(range(10), key=lambda c: res.recall_delta_pp[c])[:3]
-        echo("  recall delta (pp) worst classes: " + ", ".join(f"{c}: {res.recall_delta_pp[c]:+.2f}" for c in worst)
-             + f"; disagreeing indices: {res.disagreeing_indices[:10]}{' ...' if res.disagreements > 10 else ''}")
+        moved = sorted((c for c in range(10) if res.recall_delta_pp[c]), key=lambda c: -abs(res.recall_delta_pp[c]))
+        recall = ", ".join(f"{c}: {res.recall_delta_pp[c]:+.2f}" for c in moved[:5]) or "none changed"
+        shown = ", ".join(map(str, res.disagreeing_indices[:10])) or "none"
+        echo(f"  recall delta by digit (pp): {recall}; disagreeing test indices: {shown}"
+             + (f" (+{res.disagreements - 10} more)" if res.disagreements > 10 else ""))
         results.append(res)
     if report is not None:
         write_bytes_atomic(report, parity_mod.markdown_report(results, str(source.path)).encode())
