@@ -12,7 +12,6 @@ A failed step prints one line naming the step and why, and exits 1 (2 for usage 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -25,7 +25,7 @@ import numpy as np
 from mnistkit.tools.pi import sysroot, wheels
 from mnistkit.tools.pi.common import REPO_ROOT, Stamp, StepError, cache_dir, log
 from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
-from mnistkit.tools.pi.matrix import find_artifacts, mnist_images
+from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
 from mnistkit.tools.pi.targets import Target, host, probe_cli
 
 DEFAULT_MODEL = REPO_ROOT / "runtime" / "assets" / "default.tflite"

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from mnistkit.tools.pi import sysroot, tflrt, wheels
-from mnistkit.tools.pi.common import REPO_ROOT, StepError, log
+from mnistkit.tools.pi.common import REPO_ROOT, log
+from mnistkit.tools.pi.inputs import NAME_RE, find_artifacts, mnist_images
 from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
 from mnistkit.tools.pi.targets import Target, host, probe_predict
 
-NAME_RE = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)\.(?P<ext>tflite|onnx)$")
 
 
 @dataclass(frozen=True)
@@ -67,34 +67,6 @@ def runtimes(with_emulation: bool = True, with_tflrt: bool = True) -> list[Runti
                                 "tflite", arm_tflrt))
         cols.append(Runtime("onnxruntime-aarch64", "onnxruntime aarch64 (emulated)", "onnxruntime", "onnx", arm))
     return cols
-
-
-def find_artifacts(folder: Path) -> list[Path]:
-    """Every ``<model>_<mode>.tflite|onnx`` in ``folder`` (sorted by model, format, mode).
-
-    Raises:
-        StepError: the folder does not exist or holds no artifact.
-    """
-    if not folder.is_dir():
-        raise StepError("artifacts", f"{folder} is not a folder; pass an export folder (e.g. exports/)")
-    found = sorted((p for p in folder.iterdir() if NAME_RE.match(p.name)),
-                   key=lambda p: (NAME_RE.match(p.name)["model"], p.suffix, p.name))
-    if not found:
-        raise StepError("artifacts", f"no <model>_<mode>.tflite/.onnx files in {folder}; run `mnistkit export` first")
-    return found
-
-
-def mnist_images(count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``count`` MNIST test images as float32 (N, 28, 28) in [0, 1], and their labels."""
-    from mnistkit.models.data import load_mnist, to_float
-
-    import os
-    data_dir = os.environ.get("MNISTKIT_DATA") or str(REPO_ROOT.parent / "shared" / "data" / "mnist")
-    try:
-        mnist = load_mnist(data_dir)
-    except Exception as exc:  # noqa: BLE001 - DataError and friends: say which step
-        raise StepError("mnist", f"{exc}") from None
-    return to_float(mnist.x_test[:count]), mnist.y_test[:count]
 
 
 _KERAS = r"""

@@ -1,0 +1,48 @@
+"""What the Pi check and the matrix run on: the artifacts of an export folder and MNIST test images."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mnistkit.tools.pi.common import REPO_ROOT, StepError
+
+#: ``<model>_<mode>.<ext>``, the export naming contract.
+NAME_RE = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)\.(?P<ext>tflite|onnx)$")
+
+
+MODES = ("none", "float16", "dynamic", "int8", "int16x8")
+
+
+def _order(path: Path) -> tuple:
+    m = NAME_RE.match(path.name)
+    return m["model"], m["ext"] != "tflite", MODES.index(m["mode"])
+
+
+def find_artifacts(folder: Path) -> list[Path]:
+    """Every ``<model>_<mode>.tflite|onnx`` in ``folder`` (by model, then TFLite before ONNX, then mode none..int16x8).
+
+    Raises:
+        StepError: the folder does not exist or holds no artifact.
+    """
+    if not folder.is_dir():
+        raise StepError("artifacts", f"{folder} is not a folder; pass an export folder (e.g. exports/)")
+    found = sorted((p for p in folder.iterdir() if NAME_RE.match(p.name)), key=_order)
+    if not found:
+        raise StepError("artifacts", f"no <model>_<mode>.tflite/.onnx files in {folder}; run `mnistkit export` first")
+    return found
+
+
+def mnist_images(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` MNIST test images as float32 (N, 28, 28) in [0, 1], and their labels."""
+    from mnistkit.models.data import load_mnist, to_float
+
+    data_dir = os.environ.get("MNISTKIT_DATA") or str(REPO_ROOT.parent / "shared" / "data" / "mnist")
+    try:
+        mnist = load_mnist(data_dir)
+    except Exception as exc:  # noqa: BLE001 - DataError and friends: say which step
+        raise StepError("mnist", f"{exc}") from None
+    return to_float(mnist.x_test[:count]), mnist.y_test[:count]
