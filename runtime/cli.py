@@ -83,8 +83,8 @@ def _fmt_line(src: str, pred, ms: float) -> str:
 
 
 @click.command("classify", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path),
-                metavar="IMAGE|DIR...")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path), metavar="IMAGE|DIR...")
+@click.option("--samples", is_flag=True, help="Also classify the sample digit photos bundled with mnistkit.")
 @click.option("--model", "-m", "model", type=click.Path(path_type=Path, exists=True),
               help="Model file (.tflite/.onnx) or a folder holding one. Default: the bundled model.")
 @click.option("--top-k", "-k", "top_k", type=click.IntRange(1, 10), default=3, show_default=True,
@@ -94,7 +94,7 @@ def _fmt_line(src: str, pred, ms: float) -> str:
 @click.option("--threads", "-t", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference. Default: 1 for .tflite, all cores for .onnx.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def classify(inputs: tuple[Path, ...], model: Path | None, top_k: int, backend: str | None,
+def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k: int, backend: str | None,
              threads: int | None, as_json: bool) -> None:
     """Classify digit images (files or folders of images) with an exported model.
 
@@ -103,8 +103,14 @@ def classify(inputs: tuple[Path, ...], model: Path | None, top_k: int, backend: 
       mnistkit classify digit.png
       mnistkit classify --model exports/lstm_int8.tflite --json scans/
       python -m mnistkit.runtime digit.png
+      mnistkit classify --samples          (the bundled sample photos)
     """
     from mnistkit.runtime.classifier import Classifier
+
+    if samples:
+        inputs = (*inputs, ASSETS / "samples")
+    if not inputs:
+        raise click.UsageError("give at least one IMAGE or DIR (or --samples for the bundled sample photos)")
 
     start = time.perf_counter()
     try:
