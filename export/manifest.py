@@ -32,7 +32,7 @@ def manifest_path(artifact: str | os.PathLike) -> Path:
 
 def build(
     *, artifact: Path, final_name: str, source: SourceModel, config: ExportConfig,
-    info: dict[str, Any], parity: dict[str, Any], seconds: float,
+    info: dict[str, Any], parity: dict[str, Any], seconds: float, notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Assemble the manifest of one exported file.
 
@@ -44,12 +44,14 @@ def build(
         info: ``describe()`` output plus 'calibration' and 'graph' (from the worker).
         parity: parity figures of the file against the source.
         seconds: conversion wall time.
+        notes: plain-language remarks (what stayed float and why, size surprises); None derives
+            the float32 leftovers note from ``info``.
 
     Returns:
         A JSON-ready dict following the project's manifest contract.
     """
     ops = info["ops"]
-    notes = [n for n in [census_note(config.format, config.mode.value, ops)] if n]
+    notes = list(notes) if notes is not None else [n for n in [census_note(config.format, config.mode.value, ops)] if n]
     if info.get("graph") == "unrolled":
         notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
     out: dict[str, Any] = {

@@ -194,8 +194,12 @@ def _check_and_publish(source, job, res, target, src_probs, x, labels, out, size
     ref = _float_size(source, job.format, out, sizes)
     ratio = round(result.size_bytes / ref, 3) if ref else None
     echo(parity_mod.check_line(result, ratio))
-    note = census_note(job.format, mode, res.info["ops"])
-    if note:
+    notes = [n for n in [census_note(job.format, mode, res.info["ops"])] if n]
+    if ratio and ratio > 1.0 and job.mode is not Mode.NONE:
+        why = ("quantization parameters and nodes repeated per step of the unrolled graph outweigh the smaller "
+               "weights" if res.info.get("graph") == "unrolled" else "quantization overhead outweighs the smaller weights")
+        notes.append(f"this {mode} file is {ratio:.2f}x the size of the float32 one ({why})")
+    for note in notes:
         echo(f"  note: {note}")
     if not result.passed:
         msg = _why_failed(source, job, "parity failed (" + "; ".join(result.failures) + ")")
@@ -204,6 +208,6 @@ def _check_and_publish(source, job, res, target, src_probs, x, labels, out, size
     config = ExportConfig(job.format, job.mode, calibration_samples, seed, data_dir)
     parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier"}
     data = manifest_mod.build(artifact=res.file, final_name=target.name, source=source, config=config,
-                              info=res.info, parity=parity, seconds=res.seconds)
+                              info=res.info, parity=parity, seconds=res.seconds, notes=notes)
     _publish(res.file, target, data)
     return Outcome(job, target, True, "exported", res.seconds, result, ratio)
