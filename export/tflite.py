@@ -20,6 +20,7 @@ import numpy as np
 
 from mnistkit.export import base
 from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name
+from mnistkit.export.tflite_fixups import fix_degenerate_int8_scales, strip_tensor_names
 from mnistkit.models.artifacts import write_bytes_atomic
 from mnistkit.runtime.errors import ExportError
 
@@ -84,7 +85,10 @@ def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise ExportError(f"TFLite converter failed for {model.name} {config.mode.value}: {first[:300]}") from None
-    return data, record
+    if config.mode.calibrated:
+        data, fixes = fix_degenerate_int8_scales(data)
+        record = {**record, "degenerate_scales_fixed": fixes}
+    return strip_tensor_names(data), record
 
 
 def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike) -> Path:
