@@ -78,4 +78,7 @@ def _with_sources(files: list[Path], lib) -> list[Path]:
             continue
         if src and Path(src).is_file():
             sources.append(Path(src))
-    return list(dict.fromkeys(sources + files))
+    unique: dict[Path, Path] = {}
+    for path in sources + files:  # the same file may be named by a relative and an absolute path
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
