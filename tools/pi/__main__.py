@@ -42,7 +42,8 @@ def _check(args: argparse.Namespace) -> int:
     from mnistkit.tools.pi.check import default_artifacts, run_check, table
 
     arts = default_artifacts(args.all, [Path(p) for p in args.artifacts])
-    summary = run_check(arts, mnist=args.mnist, install_qemu=args.install_qemu, cpu=args.cpu)
+    summary = run_check(arts, mnist=args.mnist, install_qemu=args.install_qemu, cpu=args.cpu,
+                        steps=args.quant_steps)
     print(table(summary))
     if args.json_out:
         write_json_atomic(args.json_out, summary)
@@ -95,6 +96,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--json-out", help="also write the result as JSON here")
     c.add_argument("--install-qemu", action="store_true", help="apt-get install qemu-user-static if missing")
     c.add_argument("--cpu", default="cortex-a72", help="qemu CPU model (cortex-a72 = Pi 4, cortex-a76 = Pi 5)")
+    c.add_argument("--quant-steps", type=float, default=3.0,
+                   help="quantization steps allowed between x86 and aarch64 for quantized models (default 3)")
     c.set_defaults(func=_check)
     m = sub.add_parser("matrix", help="measure every artifact on every runtime; write Markdown + JSON")
     m.add_argument("export_dir", help="an export folder, e.g. exports/pretrained")

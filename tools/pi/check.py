@@ -112,7 +112,8 @@ def _by_source(result: dict, who: str, problems: list[str]) -> dict[str, dict]:
     return out
 
 
-def check_artifact(artifact: Path, folders: list[Path], x86: Target, arm: Target) -> ArtifactResult:
+def check_artifact(artifact: Path, folders: list[Path], x86: Target, arm: Target,
+                   steps: float = 3) -> ArtifactResult:
     """Run one artifact on both machines and compare what they print."""
     from mnistkit.runtime import Classifier
 
@@ -120,7 +121,7 @@ def check_artifact(artifact: Path, folders: list[Path], x86: Target, arm: Target
     res = ArtifactResult(str(artifact), backend)
     with quiet_fd2():  # LiteRT prints an INFO line when XNNPACK starts
         res.kind, res.atol = tolerance(Classifier.load(artifact, backend=backend).describe(), artifact_mode(artifact),
-                                       artifact.suffix[1:])
+                                       artifact.suffix[1:], steps)
     args = [*map(str, folders), "--model", str(artifact), "--backend", backend, "--json", "--top-k", "1"]
     runs = {}
     for name, target in (("x86_64", x86), ("aarch64", arm)):
@@ -154,7 +155,8 @@ def check_artifact(artifact: Path, folders: list[Path], x86: Target, arm: Target
     return res
 
 
-def run_check(artifacts: list[Path], mnist: int = 300, install_qemu: bool = False, cpu: str = "cortex-a72") -> dict:
+def run_check(artifacts: list[Path], mnist: int = 300, install_qemu: bool = False, cpu: str = "cortex-a72",
+              steps: float = 3) -> dict:
     """Set up the emulated Pi (cached) and check every artifact; return a JSON-ready summary.
 
     Args:
@@ -162,6 +164,7 @@ def run_check(artifacts: list[Path], mnist: int = 300, install_qemu: bool = Fals
         mnist: how many MNIST test images to add to the bundled samples (0: samples only).
         install_qemu: install qemu-user-static with apt-get if it is missing.
         cpu: qemu CPU model for the emulated Pi.
+        steps: quantization steps allowed for quantized models (the brief's rule: 3).
 
     Raises:
         StepError: a setup step failed, or there is no image to classify.
@@ -189,7 +192,7 @@ def run_check(artifacts: list[Path], mnist: int = 300, install_qemu: bool = Fals
     t0 = time.perf_counter()
     for art in artifacts:
         log(f"check: {art.name}")
-        results.append(check_artifact(art, folders, x86, arm))
+        results.append(check_artifact(art, folders, x86, arm, steps))
     timings["check"] = round(time.perf_counter() - t0, 1)
     resolved = wheels.resolved(cache_dir() / "resolve-base")
     return {

@@ -19,7 +19,8 @@ FLOAT16_STEP = 2.0 ** -11
 QUANTIZED_MODES = frozenset({"dynamic", "int8", "int16x8"})
 
 
-def tolerance(describe: dict | None, mode: str | None = None, fmt: str | None = None) -> tuple[str, float]:
+def tolerance(describe: dict | None, mode: str | None = None, fmt: str | None = None,
+              steps: float = QUANT_STEPS) -> tuple[str, float]:
     """The allowed max |difference| of probabilities between two runs of one model.
 
     - integer output tensor: ``("quantized", 3 * output scale)`` (scale read by the interpreter);
@@ -35,14 +36,15 @@ def tolerance(describe: dict | None, mode: str | None = None, fmt: str | None = 
         describe: ``Classifier.describe()`` of the model on the reference runtime.
         mode: the export mode (none, float16, dynamic, int8, int16x8) from the manifest or file name.
         fmt: "tflite" or "onnx".
+        steps: how many quantization (or float16) steps to allow (default 3).
     """
     q = (describe or {}).get("output_quantization")
     if q:
-        return "quantized", QUANT_STEPS * float(q[0])
+        return "quantized", steps * float(q[0])
     if mode in QUANTIZED_MODES:
-        return "quantized-float-out", QUANT_STEPS * FLOAT_OUTPUT_STEP
+        return "quantized-float-out", steps * FLOAT_OUTPUT_STEP
     if mode == "float16" and fmt == "onnx":
-        return "float16-compute", QUANT_STEPS * FLOAT16_STEP
+        return "float16-compute", steps * FLOAT16_STEP
     return "float", FLOAT_ATOL
 
 
