@@ -125,6 +125,7 @@ def _row(art: Path, cols: list[Runtime], raw: dict[str, dict[str, dict]], y: np.
             continue
         rec = raw.get(col.key, {}).get(str(art), {"loads": None, "runs": False, "error": "not run"})
         cell: dict = {"loads": rec.get("loads"), "runs": bool(rec.get("runs")), "error": rec.get("error"),
+                      "note": rec.get("note"),
                       "tensorflow_imported": rec.get("tensorflow_imported"),
                       "default_delegates": (rec.get("describe") or {}).get("default_delegates")}
         if rec.get("runs"):
@@ -203,10 +204,11 @@ def _cell_text(cell: dict | None, key: str, ref_key: str) -> str:
         return "runs (no reference run)"
     if key == ref_key:
         return "reference"
+    batch = " (one image at a time only: a batch of images crashes the process)" if cell.get("note") else ""
     if par["ok"]:
-        return "pass"
+        return "pass" + batch
     if par["labels_ok"]:
-        return f"pass (labels; max dp {par['max_abs_diff']:.1e} > {par['atol']:.1e})"
+        return f"pass (labels; max dp {par['max_abs_diff']:.1e} > {par['atol']:.1e})" + batch
     agree = cell.get("agreement_with_keras")
     return (f"parity FAIL: {par['images'] - par['label_mismatches']}/{par['images']} labels, "
             f"max dp {par['max_abs_diff']:.1e}" + ("" if agree is None else f", Keras agreement {agree:.1%}"))

@@ -9,7 +9,8 @@ Modes:
 - ``predict``: load each artifact with ``Classifier.load(path, backend=...)`` and run
   ``predict_proba`` on an .npy batch; one JSON line per artifact (load/run status, errors,
   ``describe()``), probabilities saved as .npy. Lines are appended as they finish, so a crash in
-  one artifact loses nothing that came before it.
+  one artifact loses nothing that came before it. ``"batch": 1`` in the job runs the images one
+  at a time instead of as one batch.
 """
 
 from __future__ import annotations
@@ -70,12 +71,18 @@ def predict(job: dict) -> None:
         log.write(json.dumps({"env": _env()}) + "\n")
         log.flush()
         for item in job["artifacts"]:
-            rec = {"artifact": item["path"], "loads": False, "runs": False}
+            rec = {"artifact": item["path"], "loads": False, "runs": False, "batch": job.get("batch") or len(x)}
             try:
                 clf = Classifier.load(item["path"], backend=job["backend"])
                 rec["loads"] = True
                 rec["describe"] = clf.describe()
-                proba = clf.predict_proba(x)
+                # progress line: if the run kills the process, the caller still knows it loaded
+                log.write(json.dumps({"artifact": item["path"], "event": "loaded"}) + "\n")
+                log.flush()
+                if job.get("batch") == 1:
+                    proba = np.concatenate([clf.predict_proba(x[i:i + 1]) for i in range(len(x))])
+                else:
+                    proba = clf.predict_proba(x)
                 np.save(item["out"], proba)
                 rec["runs"] = True
             except Exception as exc:  # noqa: BLE001 - each cell records what happened

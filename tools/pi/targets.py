@@ -89,6 +89,8 @@ def probe_predict(target: Target, backend: str, artifacts: list[Path], images: P
 
     Artifacts run in one process; if it dies (e.g. a segfault in a native runtime), the remaining
     ones are retried one process each, and the one that kills its process is recorded as a crash.
+    If it died after loading, it is retried one image at a time; when that works the record runs
+    and carries a ``note`` saying the batch crashed.
 
     Returns:
         ``{artifact path: record}`` with ``loads``, ``runs``, ``error``, ``describe``, ``proba``
@@ -98,38 +100,46 @@ def probe_predict(target: Target, backend: str, artifacts: list[Path], images: P
     records: dict[str, dict] = {}
     env: dict = {}
 
-    def attempt(batch: list[Path]) -> subprocess.CompletedProcess:
+    def attempt(batch: list[Path], one_by_one: bool = False) -> subprocess.CompletedProcess:
         nonlocal env
         log = out_dir / f"log-{len(records)}-{time.monotonic_ns()}.jsonl"
         items = [{"path": str(a), "out": str(out_dir / f"{a.name}.npy")} for a in batch]
         job = out_dir / "job.json"
         job.write_text(json.dumps({"artifacts": items, "backend": backend, "images": str(images),
-                                   "result": str(log)}))
+                                   "result": str(log), "batch": 1 if one_by_one else None}))
         proc = target.run([str(PROBE), "predict", str(job)], timeout=timeout)
         for line in log.read_text().splitlines() if log.is_file() else []:
             rec = json.loads(line)
             if "env" in rec:
                 env = rec["env"]
-                continue
-            if rec.get("runs"):
-                rec["proba"] = str(out_dir / f"{Path(rec['artifact']).name}.npy")
-            records[rec["artifact"]] = rec
+            elif rec.get("event") == "loaded":
+                loaded.add(rec["artifact"])
+            else:
+                if rec.get("runs"):
+                    rec["proba"] = str(out_dir / f"{Path(rec['artifact']).name}.npy")
+                records[rec["artifact"]] = rec
         return proc
 
-    proc = attempt(artifacts)
-    left = [a for a in artifacts if str(a) not in records]
-    if left and proc.returncode != 0:
-        for art in left:
-            single = attempt([art])
-            if str(art) not in records:
-                tail = (single.stderr or "").strip().splitlines()[-1:] or [""]
-                records[str(art)] = {"artifact": str(art), "loads": None, "runs": False,
-                                     "error": f"process died (exit {single.returncode}) {tail[0]}".strip()}
-    elif left:
+    def died(proc: subprocess.CompletedProcess) -> str:
         tail = (proc.stderr or "").strip().splitlines()[-1:] or [""]
-        for art in left:
-            records[str(art)] = {"artifact": str(art), "loads": None, "runs": False,
-                                 "error": f"no result (exit {proc.returncode}) {tail[0]}".strip()}
+        return f"process died (exit {proc.returncode}) {tail[0]}".strip()
+
+    loaded: set[str] = set()
+    proc = attempt(artifacts)
+    for art in [a for a in artifacts if str(a) not in records]:
+        single = attempt([art]) if proc.returncode != 0 else proc
+        if str(art) in records:
+            continue
+        crash = {"artifact": str(art), "loads": True if str(art) in loaded else None, "runs": False,
+                 "error": died(single)}
+        if str(art) in loaded:  # it loaded, then the batch run killed the process: try one image at a time
+            again = attempt([art], one_by_one=True)
+            rec = records.get(str(art))
+            if rec and rec.get("runs"):
+                rec["note"] = f"the whole batch killed the process ({crash['error']}); one image at a time works"
+                continue
+            crash["error"] += f"; one image at a time too ({died(again)})" if again.returncode else ""
+        records[str(art)] = crash
     for rec in records.values():
         rec["env"] = env
     return records
