@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -78,20 +80,23 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    best = _BestWeights()
+    best, stop = _BestWeights(), _StopOnCtrlC()
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience, restore_best_weights=False)
     start = time.perf_counter()
     interrupted = False
     if recipe.augment_shift:
-        data = {"x": _shifted_batches(x_train, y_train, recipe)}
+        data = {"x": _shifted_batches(x_train, y_train, recipe), "shuffle": False}  # shuffled by the dataset
     else:
         data = {"x": x_train, "y": y_train, "batch_size": recipe.batch_size, "shuffle": True}
     try:
-        model.fit(**data, validation_data=(x_val, y_val), epochs=recipe.epochs, callbacks=[best, stopper], verbose=verbose)
-    except KeyboardInterrupt:
-        if best.weights is None:
-            raise TrainingInterrupted("interrupted before the first epoch finished; nothing was written") from None
+        with stop.armed():
+            model.fit(**data, validation_data=(x_val, y_val), epochs=recipe.epochs,
+                      callbacks=[best, stopper, stop], verbose=verbose)
+        interrupted = stop.requested
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now
         interrupted = True
+    if interrupted and best.weights is None:
+        raise TrainingInterrupted("interrupted before the first epoch finished; nothing was written")
     seconds = time.perf_counter() - start
     clean = zoo.build(name, dropout=recipe.dropout)  # a fresh model: no optimizer state in the saved file
     clean.set_weights(best.weights)
@@ -111,6 +116,40 @@ def _shifted_batches(x, y, recipe: Recipe):
     shift = keras.layers.RandomTranslation(factor, factor, fill_mode="constant", seed=recipe.seed)
     ds = ds.batch(recipe.batch_size).map(lambda a, b: (tf.squeeze(shift(a[..., None], training=True), -1), b))
     return ds.prefetch(2)
+
+
+class _StopOnCtrlC(keras.callbacks.Callback):
+    """First Ctrl-C: finish the current batch, validate, and end training cleanly.
+
+    Raising KeyboardInterrupt inside ``fit`` can abort the process (SIGABRT) when it lands while a
+    tf.data pipeline is running; stopping at a batch boundary keeps the best checkpoint safe. A
+    second Ctrl-C raises KeyboardInterrupt as usual.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+
+    @contextlib.contextmanager
+    def armed(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.requested:
+            self.model.stop_training = True
 
 
 class _BestWeights(keras.callbacks.Callback):

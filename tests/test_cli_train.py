@@ -68,6 +68,9 @@ def test_ctrl_c_keeps_best_checkpoint(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistkit.tools.cli", "train", "mlp", "--limit", "30000", "--epochs", "15", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        # A CI runner may start us with SIGINT ignored (background job); Python then installs no
+        # KeyboardInterrupt handler in the child. Restore the default, as in a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     deadline = time.time() + 240
@@ -78,7 +81,7 @@ def test_ctrl_c_keeps_best_checkpoint(tmp_path):
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=120)
     output = "".join(lines) + rest
-    assert "Interrupted: kept the best checkpoint" in output, output[-2000:]
+    assert "Interrupted: kept the best checkpoint" in output, (proc.returncode, output[-2000:])
     assert "Traceback" not in output
     assert (out / "model.keras").is_file() and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["interrupted"] is True
