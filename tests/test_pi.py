@@ -130,3 +130,20 @@ def test_second_setup_reuses_the_cache(summary):
     wheels.install_all()
     assert time.perf_counter() - start < 30  # cached: no apt, no pip downloads
     assert (root / "proc" / "cpuinfo").read_text().count("CPU part\t: 0xd08") == 4
+
+
+def test_matrix_cells_say_what_happened():
+    from mnistkit.tools.pi.matrix import _cell_text
+
+    ok = {"images": 500, "label_mismatches": 0, "max_abs_diff": 1e-7, "atol": 1e-5, "ok": True, "labels_ok": True}
+    assert _cell_text({"loads": True, "runs": True, "parity": ok}, "b", "a") == "pass"
+    assert _cell_text({"loads": True, "runs": True, "parity": ok}, "a", "a") == "reference"
+    wide = ok | {"max_abs_diff": 0.03, "atol": 0.0117, "ok": False}
+    assert _cell_text({"loads": True, "runs": True, "parity": wide}, "b", "a").startswith("pass (labels; max dp 3.0e-02")
+    flip = wide | {"label_mismatches": 1, "labels_ok": False}
+    assert _cell_text({"loads": True, "runs": True, "parity": flip}, "b", "a").startswith("parity FAIL: 499/500")
+    no_load = {"loads": False, "runs": False, "error": "ModelError: Didn't find op for builtin opcode "
+                                                      "'FULLY_CONNECTED' version '12'"}
+    assert _cell_text(no_load, "b", "a") == "no load: FULLY_CONNECTED v12 unknown"
+    died = {"loads": True, "runs": False, "error": "process died (exit -6) ...; one image at a time too (exit -6)"}
+    assert _cell_text(died, "b", "a") == "loads, no run: the process died with SIGABRT (also one image at a time)"

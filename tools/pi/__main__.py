@@ -55,6 +55,15 @@ def _matrix(args: argparse.Namespace) -> int:
     from mnistkit.tools.pi.matrix import build, to_markdown
 
     out = Path(args.out)
+    if args.render:  # re-render the Markdown of a measured matrix (no measuring)
+        import json
+
+        data = json.loads(Path(args.render).read_text())
+        write_bytes_atomic(out, to_markdown(data).encode())
+        print(f"wrote {out} from {args.render}")
+        return 0
+    if args.export_dir is None:
+        parser().error("matrix needs EXPORT_DIR (or --render JSON)")
     data = build(Path(args.export_dir), count=args.images, with_emulation=not args.no_emulation,
                  with_tflrt=not args.no_tflrt, keras=not args.no_keras)
     write_bytes_atomic(out, to_markdown(data).encode())
@@ -100,7 +109,8 @@ def parser() -> argparse.ArgumentParser:
                    help="quantization steps allowed between x86 and aarch64 for quantized models (default 3)")
     c.set_defaults(func=_check)
     m = sub.add_parser("matrix", help="measure every artifact on every runtime; write Markdown + JSON")
-    m.add_argument("export_dir", help="an export folder, e.g. exports/pretrained")
+    m.add_argument("export_dir", nargs="?", help="an export folder, e.g. exports/pretrained")
+    m.add_argument("--render", metavar="JSON", help="only re-render the Markdown of a matrix measured before")
     m.add_argument("--out", required=True, help="Markdown file to write (the JSON goes beside it)")
     m.add_argument("--images", type=int, default=500, help="MNIST test images per run")
     m.add_argument("--no-emulation", action="store_true", help="x86_64 columns only")

@@ -214,11 +214,18 @@ def _cell_text(cell: dict | None, key: str, ref_key: str) -> str:
             f"max dp {par['max_abs_diff']:.1e}" + ("" if agree is None else f", Keras agreement {agree:.1%}"))
 
 
+SIGNALS = {"6": "SIGABRT", "11": "SIGSEGV", "4": "SIGILL", "7": "SIGBUS", "9": "SIGKILL"}
+
+
 def _short(error: str | None) -> str:
     text = (error or "").replace("|", "/")
     m = re.search(r"builtin opcode '(\w+)' version '(\d+)'", text)
     if m:
         return f"{m[1]} v{m[2]} unknown"
+    sigs = [SIGNALS.get(n, f"signal {n}") for n in re.findall(r"exit -(\d+)", text)]
+    if sigs:
+        again = " (also one image at a time)" if "one image at a time too" in text else ""
+        return f"the process died with {sigs[0]}{again}"
     return text[:90] + ("..." if len(text) > 90 else "")
 
 
