@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from mnistkit.export.modes import ExportConfig, Format, parse_format
-from mnistkit.models.artifacts import sha256_file
+from mnistkit.export.modes import ExportConfig, Format, artifact_name, parse_format
+from mnistkit.models.artifacts import sha256_file, write_bytes_atomic
 from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
 from mnistkit.runtime.errors import ExportError, ModelError
 
@@ -95,6 +95,13 @@ def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | o
         Path of the written artifact (written atomically).
     """
     return exporter(config.format).export(model_path, config, out_dir)
+
+
+def convert_and_write(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike, convert) -> Path:
+    """The body every exporter's ``export`` shares: load the source, ``convert`` it, write atomically."""
+    model = load_keras(str(model_path))
+    data, _ = convert(model, config)
+    return write_bytes_atomic(Path(out_dir) / artifact_name(model.name, config.format, config.mode), data)
 
 
 def describe(path: str | os.PathLike, fmt: Format | str) -> dict[str, Any]:

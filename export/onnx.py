@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from mnistkit.export import base
-from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name
-from mnistkit.models.artifacts import write_bytes_atomic
+from mnistkit.export.modes import ExportConfig, Format, Mode
 from mnistkit.runtime.errors import ExportError
 
 OPSET = 17
@@ -127,9 +126,7 @@ def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | o
     Raises:
         ExportError: the conversion failed.
     """
-    model = base.load_keras(str(model_path))
-    data, _ = convert(model, config)
-    return write_bytes_atomic(Path(out_dir) / artifact_name(model.name, Format.ONNX, config.mode), data)
+    return base.convert_and_write(model_path, config, out_dir, convert)
 
 
 # ---------------------------------------------------------------------------------------- inspection
