@@ -6,6 +6,7 @@ import numpy as np
 
 from mnistkit.runtime.engine import Engine, check_io, fixed_batch
 from mnistkit.runtime.errors import ModelError
+from mnistkit.runtime.quant import PIXEL_LEVELS
 
 NAME = "onnxruntime"
 PACKAGE = "onnxruntime"
@@ -47,6 +48,8 @@ class OnnxEngine(Engine):
         self._out_type = out.type
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype == np.uint8:
+            x = PIXEL_LEVELS.take(x)
         if self._fixed is not None and x.shape[0] != self._fixed:
             parts = [self.run(_pad(x[i:i + self._fixed], self._fixed))[: len(x[i:i + self._fixed])]
                      for i in range(0, x.shape[0], self._fixed)]

@@ -1,6 +1,7 @@
 """The small base every inference backend implements: an ``Engine`` runs one loaded model.
 
-An engine takes float32 images (N, 28, 28) in [0, 1] and returns float32 probabilities (N, 10).
+An engine takes float32 images (N, 28, 28) in [0, 1], or uint8 pixels (N, 28, 28) meaning pixel / 255,
+and returns float32 probabilities (N, 10).
 Everything format-specific (quantized tensors, resizing, delegates, state) lives in the engine; the
 ``Classifier`` only adds locking, input checks and predictions. Engines are not thread-safe.
 """
@@ -73,7 +74,8 @@ class Engine(ABC):
         """Run the model.
 
         Args:
-            x: float32 C-contiguous array (N, 28, 28), values in [0, 1], N >= 1.
+            x: C-contiguous array (N, 28, 28), N >= 1: float32 values in [0, 1], or uint8
+                pixels (0-255) standing for pixel / 255 (the same tensor reaches the model).
 
         Returns:
             float32 array (N, 10) of class probabilities (dequantized if the model is quantized).

@@ -21,7 +21,7 @@ import numpy as np
 
 from mnistkit.runtime.engine import Engine, check_io, fixed_batch
 from mnistkit.runtime.errors import ModelError
-from mnistkit.runtime.quant import Dequantizer, Quantizer, qparams
+from mnistkit.runtime.quant import Dequantizer, PixelConverter, Quantizer, qparams
 
 LOGGER = "mnistkit.runtime"
 
@@ -66,6 +66,7 @@ class TFLiteEngine(Engine):
         self._in_q, self._out_q = qparams(inp), qparams(out)
         self._quantize = Quantizer(*self._in_q, self._in_dtype) if self._in_q else None
         self._dequantize = Dequantizer(*self._out_q, self._out_dtype) if self._out_q else None
+        self._from_pixels = PixelConverter(self._quantize)
         self._needs_reshape = self._layout != (28, 28)  # e.g. (28, 28, 1) or (784,) inputs
         self._fixed = fixed_batch(in_sig[0])
         self._batch = int(inp["shape"][0])
@@ -142,12 +143,14 @@ class TFLiteEngine(Engine):
             chunk = x[start:start + size]
             k = chunk.shape[0]
             if k < size:  # pad the last chunk to the fixed batch
-                chunk = np.concatenate([chunk, np.zeros((size - k, *chunk.shape[1:]), np.float32)])
+                chunk = np.concatenate([chunk, np.zeros((size - k, *chunk.shape[1:]), chunk.dtype)])
             out[start:start + k] = self._invoke(chunk)[:k]
         return out
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        if self._quantize is not None:
+        if x.dtype == np.uint8:
+            x = self._from_pixels(x)
+        elif self._quantize is not None:
             x = self._quantize(x)
         if self._needs_reshape:
             x = x.reshape(x.shape[0], *self._layout)

@@ -63,6 +63,17 @@ def test_onnx_agrees_with_tflite(rt_models, eval_images):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["mlp_none.tflite", "mlp_int8.tflite", "mlp_uint8.tflite",
+                                  "mlp_fixed1.tflite", "mlp_none.onnx"])
+def test_uint8_pixels_give_the_same_answers_as_floats(rt_models, eval_images, name):
+    """uint8 pixels mean pixel / 255: the model must see the very tensor the float path builds."""
+    clf = Classifier.load(rt_models / name)
+    pixels = eval_images[0]
+    assert pixels.dtype == np.uint8
+    np.testing.assert_array_equal(clf.predict_proba(pixels), clf.predict_proba(_x(eval_images)))
+    np.testing.assert_array_equal(clf.predict_proba(pixels[:3]), clf.predict_proba(_x(eval_images)[:3]))
+
+
 @pytest.mark.parametrize("name", ["mlp_none.tflite", "mlp_int8.tflite", "mlp_fixed1.tflite",
                                   "lstm_none.tflite", "mlp_none.onnx", "lstm_none.onnx",
                                   "fused_lstm16.tflite"])
@@ -174,7 +185,7 @@ def test_classify_inputs(rt_models, eval_images):
     with pytest.raises(UsageError):
         clf.classify(42)
     with pytest.raises(UsageError, match="float"):
-        clf.predict_proba(images)  # uint8 to the raw path is a mistake, not garbage
+        clf.predict_proba(images.astype(np.int32))  # only uint8 has an unambiguous meaning
 
 
 def test_classify_files_and_non_mnist_arrays(rt_models, eval_images, tmp_path):

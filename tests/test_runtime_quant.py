@@ -1,11 +1,11 @@
-"""Quantizer / Dequantizer agree exactly with the reference affine formulas (incl. saturation)."""
+"""Quantizer / Dequantizer / PixelConverter agree with the reference affine formulas (incl. saturation)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mnistkit.runtime.quant import Dequantizer, Quantizer
+from mnistkit.runtime.quant import Dequantizer, PixelConverter, Quantizer
 
 
 @pytest.mark.parametrize("dtype, scale, zero", [(np.int8, 1 / 255, -128), (np.uint8, 1 / 255, 0),
@@ -32,3 +32,15 @@ def test_dequantizer_matches_reference(dtype, zero):
     ref = (q.astype(np.float32) - np.float32(zero)) * np.float32(0.00390625)
     got = Dequantizer(0.00390625, zero, dtype)(q)
     assert got.dtype == np.float32 and got.shape == q.shape and np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype, scale, zero", [(np.int8, 1 / 255, -128), (np.int8, 0.0123, 7),
+                                                (np.uint8, 1 / 255, 0), (np.int16, 1 / 32768, 0), (None, 0, 0)])
+def test_pixel_converter_equals_the_float_path(dtype, scale, zero):
+    pixels = np.arange(256, dtype=np.uint8).repeat(4).reshape(-1, 2, 2)
+    floats = pixels.astype(np.float32) / np.float32(255.0)  # models.data.to_float
+    quantizer = Quantizer(scale, zero, dtype) if dtype else None
+    expected = quantizer(floats) if quantizer else floats
+    got = PixelConverter(quantizer)(pixels)
+    assert got.dtype == expected.dtype and got.shape == pixels.shape
+    assert np.array_equal(got, expected)
