@@ -20,7 +20,7 @@ import numpy as np
 
 from mnistkit.export import base
 from mnistkit.export.modes import ExportConfig, Format, Mode
-from mnistkit.export.tflite_fixups import fix_degenerate_int8_scales, strip_tensor_names
+from mnistkit.export.tflite_fixups import fix_degenerate_int8_scales, fold_batch_reshapes, strip_tensor_names
 from mnistkit.runtime.errors import ExportError
 
 # Constant tensors smaller than this are shapes or axes, not weights.
@@ -87,6 +87,7 @@ def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
     if config.mode.calibrated:
         data, fixes = fix_degenerate_int8_scales(data)
         record = {**record, "degenerate_scales_fixed": fixes}
+    data, _ = fold_batch_reshapes(data)
     return strip_tensor_names(data), record
 
 

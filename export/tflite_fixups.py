@@ -10,6 +10,10 @@
    tensor parameters at prepare time, so giving them a sane scale changes no result.
 2. ``strip_tensor_names``: drop internal tensor names and calibration min/max (debug data that is
    ~20% of an unrolled recurrent int8 file); input and output names are kept.
+3. ``fold_batch_reshapes``: Keras' Flatten/Reshape compute the batch size at run time
+   (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE); a constant shape (-1, 784) says the same with one
+   tensor instead of three ops, five tensors and four buffers. For the linear model that chain is a
+   visible share of the int8 file.
 """
 
 from __future__ import annotations
@@ -89,6 +93,90 @@ def fix_degenerate_int8_scales(data: bytes, *, degenerate: float = 1e-6, zero_sc
                       if o.outputs[0] not in bad and product / scale(o.outputs[0])[0] < XNNPACK_MAX_REQUANT]
             set_scale(out, max(usable, default=product))
     return (_dump(model, len(data)), changes) if changes else (data, changes)
+
+
+#: Ops without side effects that may be dropped when nothing reads their outputs.
+_PURE_SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "GATHER", "SLICE")
+
+
+def fold_batch_reshapes(data: bytes) -> tuple[bytes, int]:
+    """Give every RESHAPE with a computed shape whose output is (batch, static dims...) the constant
+    shape (-1, dims...), then drop the shape computation nobody reads any more.
+
+    Returns:
+        (new bytes, number of reshapes folded); the input bytes when there was none.
+    """
+    _, schema = _schema()
+    model = _load(data)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    reshape = schema.BuiltinOperator.RESHAPE
+    folded = 0
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if codes[op.opcodeIndex] != reshape or len(op.inputs) < 2:
+                continue
+            shape_buffer = model.buffers[sg.tensors[op.inputs[1]].buffer]
+            out = sg.tensors[op.outputs[0]]
+            dims = list(out.shapeSignature if out.shapeSignature is not None else out.shape)
+            if (shape_buffer.data is not None and len(shape_buffer.data)) or len(dims) < 2 \
+                    or any(d <= 0 for d in dims[1:]):
+                continue
+            buffer = schema.BufferT()
+            buffer.data = np.array([-1, *dims[1:]], np.int32).view(np.uint8)
+            model.buffers.append(buffer)
+            tensor = schema.TensorT()
+            tensor.shape, tensor.type, tensor.buffer, tensor.name = [len(dims)], schema.TensorType.INT32, len(model.buffers) - 1, b""
+            sg.tensors.append(tensor)
+            op.inputs[1] = len(sg.tensors) - 1
+            folded += 1
+        if folded:
+            names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+            pure = {i for i, c in enumerate(codes) if names.get(c) in _PURE_SHAPE_OPS}
+            _drop_dead_ops(sg, pure)
+    if not folded:
+        return data, 0
+    _drop_unused_tensors_and_buffers(model)
+    return _dump(model, len(data)), folded
+
+
+def _drop_dead_ops(sg, pure_codes: set[int]) -> None:
+    """Remove side-effect-free ops whose outputs nobody reads, until none is left."""
+    while True:
+        read = set(sg.outputs) | {i for op in sg.operators for i in op.inputs}
+        dead = [op for op in sg.operators if op.opcodeIndex in pure_codes and not read & set(op.outputs)]
+        if not dead:
+            return
+        sg.operators = [op for op in sg.operators if op not in dead]
+
+
+def _drop_unused_tensors_and_buffers(model) -> None:
+    """Remove tensors no op or subgraph I/O refers to, then unreferenced buffers; renumber all
+    references (ops, subgraph I/O, signature defs, metadata)."""
+    remaps = []
+    for sg in model.subgraphs:
+        used = sorted({i for op in sg.operators for i in (*op.inputs, *op.outputs, *(op.intermediates or []))
+                       if i >= 0} | set(sg.inputs) | set(sg.outputs))
+        remap = {old: new for new, old in enumerate(used)}
+        remaps.append(remap)
+        sg.tensors = [sg.tensors[i] for i in used]
+        for op in sg.operators:
+            op.inputs = [remap[i] if i >= 0 else i for i in op.inputs]
+            op.outputs = [remap[i] for i in op.outputs]
+            if op.intermediates is not None:
+                op.intermediates = [remap[i] for i in op.intermediates]
+        sg.inputs, sg.outputs = [remap[i] for i in sg.inputs], [remap[i] for i in sg.outputs]
+    for sig in model.signatureDefs or []:
+        for io in (*(sig.inputs or []), *(sig.outputs or [])):
+            io.tensorIndex = remaps[sig.subgraphIndex][io.tensorIndex]
+    keep = sorted({0} | {t.buffer for sg in model.subgraphs for t in sg.tensors}
+                  | {m.buffer for m in model.metadata or []})
+    renumber = {old: new for new, old in enumerate(keep)}
+    model.buffers = [model.buffers[i] for i in keep]
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            t.buffer = renumber[t.buffer]
+    for m in model.metadata or []:
+        m.buffer = renumber[m.buffer]
 
 
 def strip_tensor_names(data: bytes) -> bytes:
