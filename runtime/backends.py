@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import platform
+import sys
 from types import ModuleType
 
 from mnistkit.runtime.errors import BackendUnavailableError, ModelError, UsageError
@@ -96,6 +98,11 @@ def choose(fmt: str, backend: str | None) -> list[str]:
             raise BackendUnavailableError(_missing(name))
         return [name]
     names = [n for n in PREFERENCE[fmt] if installed(n)]
+    if not names and is_32bit_arm():
+        raise BackendUnavailableError(
+            f"no backend for .{fmt} models is installed, and none publishes wheels for 32-bit ARM "
+            f"({platform.machine()}); install a 64-bit OS (e.g. Raspberry Pi OS 64-bit), then: "
+            f"pip install {PACKAGES[PREFERENCE[fmt][0]][1]}")
     if not names:
         raise BackendUnavailableError(
             f"no backend for .{fmt} models is installed; install one with: pip install "
@@ -103,6 +110,12 @@ def choose(fmt: str, backend: str | None) -> list[str]:
             + (f" (alternatives: {', '.join(PACKAGES[n][1] for n in PREFERENCE[fmt][1:])})"
                if len(PREFERENCE[fmt]) > 1 else ""))
     return names
+
+
+def is_32bit_arm() -> bool:
+    """True on a 32-bit ARM Python (armv6l/armv7l), for which no backend ships wheels."""
+    return platform.machine().lower().startswith("armv") or (
+        platform.machine().lower() in ("aarch64", "arm64") and sys.maxsize <= 2**32)
 
 
 def module(name: str) -> ModuleType:

@@ -69,6 +69,12 @@ def test_missing_backends_name_the_package(rt_models):
             out[f"{name}:{backend}"] = "loaded"
         except BackendUnavailableError as exc:
             out[f"{name}:{backend}"] = str(exc)
+    import platform
+    platform.machine = lambda: "armv7l"  # what a 32-bit Raspberry Pi OS reports
+    try:
+        Classifier.load(sys.argv[1] + "/mlp_none.tflite")
+    except BackendUnavailableError as exc:
+        out["armv7l"] = str(exc)
     print(json.dumps(out))
     """
     blocked = HEAVY + ("onnxruntime", "ai_edge_litert", "tflite_runtime")
@@ -77,6 +83,7 @@ def test_missing_backends_name_the_package(rt_models):
     assert "pip install ai-edge-litert" in out["mlp_none.tflite:None"]
     assert "pip install ai-edge-litert" in out["mlp_none.tflite:litert"]
     assert "pip install tflite-runtime" in out["mlp_none.tflite:tflite-runtime"]
+    assert "32-bit ARM (armv7l)" in out["armv7l"] and "64-bit OS" in out["armv7l"]
 
 
 @pytest.mark.slow
