@@ -71,6 +71,10 @@ class TFLiteEngine(Engine):
         self._fixed = fixed_batch(in_sig[0])
         self._batch = int(inp["shape"][0])
         self._stateful = _has_state(self._interp)
+        if self._fixed is None and _batch_crashes(backend, self._in_dtype, self._interp):
+            _debug("%s: %s runs one image at a time (batched int8 LSTM graphs crash tflite-runtime "
+                   "2.14 on aarch64)", backend, name)
+            self._fixed = 1
         self._allocate()
 
     # -- construction -------------------------------------------------------------------------
@@ -193,13 +197,30 @@ class TFLiteEngine(Engine):
         }
 
 
-def _has_state(interp) -> bool:
-    """True if the graph holds stateful ops (or if that cannot be told: then reset to be safe)."""
+def _node_names(interp) -> set[str] | None:
+    """Op names of the graph, or None if this interpreter wrapper does not expose them."""
     try:
         raw = interp._interpreter  # noqa: SLF001 - op names are only exposed privately
-        return any(raw.NodeName(i) in STATEFUL_OPS for i in range(raw.NumNodes()))
-    except Exception:  # noqa: BLE001 - older/newer wrappers: reset on every call to be safe
-        return True
+        return {raw.NodeName(i) for i in range(raw.NumNodes())}
+    except Exception:  # noqa: BLE001 - older/newer wrappers
+        return None
+
+
+def _batch_crashes(backend: str, in_dtype: np.dtype, interp) -> bool:
+    """True where a batch of images is known to kill the process: tflite-runtime 2.14 on aarch64
+    running a full-int8 unrolled LSTM (measured under emulation, reports/compat.md)."""
+    import platform
+
+    if backend != "tflite-runtime" or in_dtype != np.int8 or platform.machine().lower() not in ("aarch64", "arm64"):
+        return False
+    names = _node_names(interp)
+    return names is None or {"LOGISTIC", "SPLIT"} <= names
+
+
+def _has_state(interp) -> bool:
+    """True if the graph holds stateful ops (or if that cannot be told: then reset to be safe)."""
+    names = _node_names(interp)
+    return names is None or bool(names & STATEFUL_OPS)
 
 
 def _debug(msg: str, *args) -> None:

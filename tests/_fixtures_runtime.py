@@ -2,7 +2,7 @@
 
 Every model is made here with TensorFlow / tf2onnx, never in runtime code: zoo models trained for
 one epoch on 2,000 MNIST images (the lstm untrained: only agreement matters for it), converted to
-TFLite float32 / dynamic / full int8 (int8 and uint8 I/O) and to ONNX, plus a few broken ones:
+TFLite float32 / dynamic / full int8 (int8 and uint8 I/O; lstm int8) and to ONNX, plus a few broken ones:
 input not 28x28, a full-int8 file that XNNPACK refuses (one weight zero point patched), truncated
 files. ``tests/data/fused_lstm16.tflite`` (checked in) holds the stateful fused LSTM op.
 
@@ -74,6 +74,7 @@ convert(fixed, "mlp_fixed1.tflite")
 
 lstm = zoo.build("lstm")
 convert(zoo.unrolled_clone(lstm), "lstm_none.tflite")
+convert(zoo.unrolled_clone(lstm), "lstm_int8.tflite", "int8", tf.int8)
 to_onnx(lstm, "lstm_none.onnx")
 
 inp = keras.Input((32, 32), name="image")

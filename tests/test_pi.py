@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _fixtures_runtime import rt_models  # noqa: F401
 from mnistkit.tools.pi.common import StepError
 from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
 
@@ -130,6 +133,31 @@ def test_second_setup_reuses_the_cache(summary):
     wheels.install_all()
     assert time.perf_counter() - start < 30  # cached: no apt, no pip downloads
     assert (root / "proc" / "cpuinfo").read_text().count("CPU part\t: 0xd08") == 4
+
+
+_BATCH_ON_TFLRT = """
+import json, platform, sys, numpy as np
+from mnistkit.runtime import Classifier
+x = np.load(sys.argv[1] + "/x_eval.npy")[:16]
+clf = Classifier.load(sys.argv[1] + "/lstm_int8.tflite", backend="tflite-runtime")
+batch = clf.predict_proba(x)
+single = np.concatenate([clf.predict_proba(x[i:i + 1]) for i in range(len(x))])
+print(json.dumps({"machine": platform.machine(), "fixed_batch": clf.describe()["fixed_batch"],
+                  "same": bool(np.array_equal(batch, single))}))
+"""
+
+
+@pytest.mark.pi
+@needs_qemu
+@pytest.mark.timeout(900)
+def test_tflite_runtime_runs_int8_lstm_batches_on_the_emulated_pi(rt_models):
+    """tflite-runtime 2.14 on aarch64 kills the process (SIGSEGV) on a batch through a full-int8
+    LSTM graph (measured); the runtime must run such a graph one image at a time there."""
+    proc = subprocess.run([sys.executable, "-m", "mnistkit.tools.pi", "run", "--tflrt", "--", "-c",
+                           _BATCH_ON_TFLRT, str(rt_models)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"machine": "aarch64", "fixed_batch": 1, "same": True}
 
 
 def test_matrix_cells_say_what_happened():
