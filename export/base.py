@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistkit.export.modes import ExportConfig, Format, artifact_name, parse_format
+from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name, parse_format
 from mnistkit.models.artifacts import sha256_file, write_bytes_atomic
 from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
 from mnistkit.runtime.errors import ExportError, ModelError
@@ -120,15 +120,14 @@ def load_keras(path: str):
         raise ModelError(f"{path} could not be loaded by Keras ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
 
-def conversion_graph(model, fmt: Format):
-    """The Keras graph to convert: an unrolled clone where a plain op graph is needed.
-
-    TFLite: every recurrent model is unrolled (free batch dimension, plain ops). ONNX: LSTM and
-    BiLSTM stay whole (one ONNX ``LSTM`` op); SimpleRNN is unrolled because tf2onnx turns it into a
-    ``Loop`` that float16 breaks and quantization cannot shrink.
-    """
-    if graph_kind(model.name, fmt) == "unrolled":
+def conversion_graph(model, fmt: Format, mode: Mode | None = None):
+    """The graph to convert (see :func:`graph_kind`): the model, an unrolled clone, or a looped
+    ``tf.function`` (export/recurrent_loop.py)."""
+    kind = graph_kind(model.name, fmt, mode)
+    if kind == "unrolled":
         return _unrolled(model)
+    if kind == "loop":
+        return _looped(model)
     return model
 
 
@@ -139,9 +138,26 @@ def _unrolled(model):
     return unrolled_clone(model)
 
 
-def graph_kind(name: str, fmt: Format) -> str:
-    """'unrolled' when :func:`conversion_graph` unrolls the model, else 'as-is'."""
-    if name in RECURRENT and (fmt is Format.TFLITE or name == "rnn"):
+@functools.lru_cache(maxsize=2)
+def _looped(model):
+    from mnistkit.export.recurrent_loop import loop_function
+
+    return loop_function(model)
+
+
+def graph_kind(name: str, fmt: Format, mode: Mode | None = None) -> str:
+    """How a model is converted: 'as-is', 'unrolled' (a clone with plain ops) or 'loop'.
+
+    TFLite recurrent models: full int8 converts a WHILE loop built from the trained weights (one
+    copy of the step, so the file shrinks like the weights do); the other modes convert the
+    unrolled clone (free batch dimension, plain ops that XNNPACK runs whole). Keras 3's own LSTM
+    graph does not convert with a free batch. ONNX: LSTM and BiLSTM stay whole (one ONNX ``LSTM``
+    op); SimpleRNN is unrolled because tf2onnx turns it into a ``Loop`` that float16 breaks and
+    quantization cannot shrink.
+    """
+    if name in RECURRENT and fmt is Format.TFLITE:
+        return "loop" if mode is Mode.INT8 else "unrolled"
+    if name == "rnn":
         return "unrolled"
     return "as-is"
 

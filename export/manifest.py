@@ -54,6 +54,9 @@ def build(
     notes = list(notes) if notes is not None else [n for n in [census_note(config.format, config.mode.value, ops)] if n]
     if info.get("graph") == "unrolled":
         notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
+    elif info.get("graph") == "loop":
+        notes.append("recurrent layer converted as a WHILE loop built from the trained weights "
+                     "(one copy of the time step; export/recurrent_loop.py)")
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "artifact": {"file": final_name, "sha256": sha256_file(artifact), "size_bytes": artifact.stat().st_size},

@@ -135,7 +135,7 @@ def fold_batch_reshapes(data: bytes) -> tuple[bytes, int]:
             _drop_dead_ops(sg, pure)
     if not folded:
         return data, 0
-    _drop_unused_tensors_and_buffers(model)
+    drop_unused_tensors_and_buffers(model)
     return _dump(model, len(data)), folded
 
 
@@ -149,7 +149,7 @@ def _drop_dead_ops(sg, pure_codes: set[int]) -> None:
         sg.operators = [op for op in sg.operators if op not in dead]
 
 
-def _drop_unused_tensors_and_buffers(model) -> None:
+def drop_unused_tensors_and_buffers(model) -> None:
     """Remove tensors no op or subgraph I/O refers to, then unreferenced buffers; renumber all
     references (ops, subgraph I/O, signature defs, metadata)."""
     remaps = []

@@ -242,7 +242,7 @@ def main(spec_path: str) -> int:
             (staging / name).write_bytes(blob)
             info = module.describe(staging / name)
             info["calibration"] = calibration
-            info["graph"] = base.graph_kind(model.name, config.format)
+            info["graph"] = base.graph_kind(model.name, config.format, config.mode)
             _emit(events, event="result", format=fmt, mode=mode, file=name, info=info,
                   seconds=round(time.monotonic() - t0, 2))
         except MnistkitError as exc:

@@ -133,6 +133,11 @@ def test_full_matrix(name, sources, exports):
         if o["format"] == "tflite" and o["mode"] == "int8":
             assert manifest["input"]["dtype"] == "int8" and "scale" in manifest["input"]["quantization"]
             assert manifest["output"]["dtype"] == "int8"
+            assert o["size_ratio_vs_float32"] <= 0.30, o  # the pretrained issue's goal, any training
+        if o["format"] == "tflite" and o["mode"] == "int8" and name in RECURRENT:
+            # one WHILE loop, every op inside it int8 (no float loop variables left by the quantizer)
+            assert manifest["graph"] == "loop" and ops["by_type"]["WHILE"] == 1, ops
+            assert ops["quantized_share"] == 1.0 and "DEQUANTIZE" not in ops["by_type"], ops
         if o["format"] == "onnx" and o["mode"] in ("int8", "int16x8") and name in ("lstm", "bilstm"):
             assert "LSTM" in ops["left_in_float32"] and manifest["notes"]  # said plainly
     assert not [p for p in exports.iterdir() if p.name.startswith(".")]  # no staging left behind

@@ -51,6 +51,9 @@ def test_suggestions_skip_known_broken_modes():
 
 def test_graph_kind():
     assert graph_kind("lstm", Format.TFLITE) == "unrolled"
+    assert graph_kind("lstm", Format.TFLITE, Mode.INT8) == "loop"
+    assert graph_kind("rnn", Format.TFLITE, Mode.INT16X8) == "unrolled"
+    assert graph_kind("cnn", Format.TFLITE, Mode.INT8) == "as-is"
     assert graph_kind("lstm", Format.ONNX) == "as-is"
     assert graph_kind("rnn", Format.ONNX) == "unrolled"
     assert graph_kind("cnn", Format.TFLITE) == "as-is"
