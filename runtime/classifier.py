@@ -26,6 +26,11 @@ from mnistkit.runtime.errors import BackendUnavailableError, UsageError
 from mnistkit.runtime.prediction import Prediction, predictions
 
 
+#: Input dtypes engines take as they are (a set lookup: ``dtype == np.float32`` costs ~0.1 us, a
+#: visible share of a small int8 model's ~4 us call).
+_READY_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.uint8)})
+
+
 class Classifier:
     """A loaded model plus the logic to feed it images. Build it with ``Classifier.load``."""
 
@@ -109,7 +114,7 @@ class Classifier:
         Raises:
             UsageError: not a float or uint8 array of 28x28 images.
         """
-        if not (type(x) is np.ndarray and (x.dtype == np.float32 or x.dtype == np.uint8) and x.ndim == 3
+        if not (type(x) is np.ndarray and x.dtype in _READY_DTYPES and x.ndim == 3
                 and x.shape[1:] == (28, 28) and x.flags.c_contiguous):
             x = _as_batch(x)
         if x.shape[0] == 0:

@@ -31,6 +31,10 @@ STATEFUL_OPS = frozenset({
     "BIDIRECTIONAL_SEQUENCE_RNN", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE",
 })
 
+# dtype instances for hot-path checks: ``x.dtype == np.uint8`` (against a type) costs ~0.11 us,
+# against an instance ~0.08 us; a small int8 model's whole call is ~4 us.
+_UINT8, _FLOAT32 = np.dtype(np.uint8), np.dtype(np.float32)
+
 #: make(no_delegates) -> a constructed (not yet allocated) Interpreter.
 Factory = Callable[[bool], Any]
 
@@ -152,7 +156,7 @@ class TFLiteEngine(Engine):
         return out
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        if x.dtype == np.uint8:
+        if x.dtype == _UINT8:
             x = self._from_pixels(x)
         elif self._quantize is not None:
             x = self._quantize(x)
@@ -170,7 +174,7 @@ class TFLiteEngine(Engine):
             y = self._dequantize(y)
         if y.ndim != 2:
             y = y.reshape(y.shape[0], 10)
-        return y if y.dtype == np.float32 else y.astype(np.float32)
+        return y if y.dtype == _FLOAT32 else y.astype(np.float32)
 
     def _call(self, x: np.ndarray) -> np.ndarray:
         interp = self._interp
