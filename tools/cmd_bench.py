@@ -33,10 +33,11 @@ def _batch_sizes(ctx, param, value: str) -> list[int]:
 def bench(paths, threads, batch_sizes, runs, limit, with_keras, no_rss, data_dir, as_json, plot_path):
     """Benchmark exported models (files or folders) through the runtime, with Keras as the baseline.
 
-    Single-image latency is the median (p50) of --runs calls after warm-up, fed the test image as
-    uint8 pixels (the runtime's fastest input; the float32-input p50 is in --json as
-    float_input_p50_us); throughput is images/s at each batch size; RSS is the peak of a fresh
-    process that loads the model and classifies one image.
+    Single-image latency is the median (p50) of --runs calls, made in 5 rounds interleaved across
+    all models (each keeps its fastest round, so a slow spell of a shared machine hits none more
+    than another), fed the test image as uint8 pixels (the runtime's fastest input; the
+    float32-input p50 is in --json as float_input_p50_us); throughput is images/s at each batch
+    size; RSS is the peak of a fresh process that loads the model and classifies one image.
     """
     from mnistkit.models.data import load_mnist, to_float
     from mnistkit.tools import bench as lib
@@ -46,15 +47,20 @@ def bench(paths, threads, batch_sizes, runs, limit, with_keras, no_rss, data_dir
         files = _with_sources(files, lib)
     mnist = load_mnist(data_dir)
     x, y = to_float(mnist.x_test[:limit]), mnist.y_test[:limit]
-    rows = []
+    rows, measured = [], []
     with click.progressbar(files, label="benchmarking", file=click.get_text_stream("stderr"),
                            item_show_func=lambda p: p.name if p else "") as bar:
         for path in bar:
             if path.suffix == ".keras":
                 rows.append(lib.bench_keras(path, x, y, batch_sizes=batch_sizes, runs=runs, rss=not no_rss))
             else:
-                rows.append(lib.bench_artifact(path, mnist.x_test[:limit], y, threads=threads, batch_sizes=batch_sizes,
-                                               runs=runs, rss=not no_rss))
+                row, clf = lib.bench_artifact(path, mnist.x_test[:limit], y, threads=threads,
+                                              batch_sizes=batch_sizes, rss=not no_rss)
+                rows.append(row)
+                measured.append((row, clf))
+    click.echo(f"single-image latency: {len(measured)} model(s), {runs} calls each in 5 interleaved rounds ...",
+               err=True)
+    lib.measure_latency(measured, mnist.x_test[0], runs)
     if plot_path:
         lib.plot(rows, plot_path)
     if as_json:
