@@ -136,17 +136,20 @@ def goal_lines(bench_rows: list[dict], manifests: list[dict]) -> list[str]:
 SLOWER_EXPLAINED = """Why some quantized files are slower than float32 on this x86 machine (measured above, not hidden):
 - int16x8 (both formats) runs on reference kernels: neither XNNPACK nor onnxruntime's x86 CPU provider
   has optimized int16-activation kernels, so it is a size/accuracy mode, never a speed mode here.
+- TFLite float16 stores the weights in float16 and expands them to float32 when the model loads
+  (XNNPACK computes in float32): the same arithmetic as float32, so any gap is run-to-run noise.
+  It is a size mode.
+- ONNX float16 computes through Cast nodes on the CPU provider (no native float16 kernels on x86).
+- ONNX static int8 (QDQ): onnxruntime runs MatMul/Conv as integer kernels but leaves the LSTM op, and
+  the unrolled SimpleRNN's per-step additions and activations, in float between a quantize/dequantize
+  pair per use; for the tiny linear/MLP graphs the quantize/dequantize nodes cost more than the
+  arithmetic they save. ONNX dynamic quantization turns convolutions into ConvInteger, several times
+  slower than float Conv here, and quantizes activations on every call.
 - Latencies are measured from uint8 pixels (MNIST's and a camera's own format; the answers are identical
-  to float32 input). A full-int8 model takes them with one xor (pixel - 128), a float model needs a
-  784-value float conversion (~1 us). From float32 input the order flips for the tiny models: converting
-  the input to int8 costs ~2.5 us, as much as the linear/MLP model call itself (see the float32-input
-  column; `tools/bench_runtime.py` separates the parts).
-- ONNX float16 computes through Cast nodes on the CPU provider (no native float16 kernels on x86);
-  ONNX dynamic quantization turns convolutions into ConvInteger, which ran several times slower than
-  float Conv here; ONNX QDQ of
-  the unrolled SimpleRNN inserts a quantize/dequantize pair per time step.
-- Differences of a few percent (e.g. TFLite float16 vs float32) are within the run-to-run noise of a
-  shared 2-core machine."""
+  to float32 input). A full-int8 TFLite model takes them with one xor (pixel - 128), a float model
+  needs a 784-value float conversion (~1 us). From float32 input the order flips for the tiniest
+  models: converting the input to int8 costs ~2.5 us, as much as the linear/MLP model call itself (see
+  the float32-input column; `tools/bench_runtime.py` separates the parts)."""
 
 SIZE_EXPLAINED = """How the recurrent int8 files reach the size of their weights: an unrolled 28-step graph repeats
 ~400 operators and ~500 tensors, each with its own quantization parameters, and that bookkeeping kept
