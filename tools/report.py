@@ -136,9 +136,9 @@ def goal_lines(bench_rows: list[dict], manifests: list[dict]) -> list[str]:
 SLOWER_EXPLAINED = """Why some quantized files are slower than float32 on this x86 machine (measured above, not hidden):
 - int16x8 (both formats) runs on reference kernels: neither XNNPACK nor onnxruntime's x86 CPU provider
   has optimized int16-activation kernels, so it is a size/accuracy mode, never a speed mode here.
-- TFLite float16 stores the weights in float16 and expands them to float32 when the model loads
-  (XNNPACK computes in float32): the same arithmetic as float32, so any gap is run-to-run noise.
-  It is a size mode.
+- TFLite float16 stores the weights in float16 and expands them to float32 for the CPU kernels
+  (XNNPACK computes in float32): the same arithmetic as float32, so it cannot be faster; it is a size
+  mode. The gaps measured above (up to ~1.1x) are the expansion plus run-to-run noise.
 - ONNX float16 computes through Cast nodes on the CPU provider (no native float16 kernels on x86).
 - ONNX static int8 (QDQ): onnxruntime runs MatMul/Conv as integer kernels but leaves the LSTM op, and
   the unrolled SimpleRNN's per-step additions and activations, in float between a quantize/dequantize
