@@ -241,3 +241,12 @@ def test_zz_write_measurements():
     print("\n" + text)
     if os.environ.get("MNISTKIT_MATRIX_REPORT"):
         Path(os.environ["MNISTKIT_MATRIX_REPORT"]).write_text(text + "\n")
+
+
+def test_repeated_quantize_options_export_each_mode(sources, tmp_path):
+    out = tmp_path / "two"
+    result = CliRunner().invoke(cli, ["export", str(sources["linear"]), "--quantize", "none", "--quantize", "int8",
+                                      "--out", str(out), "--parity-limit", "500", "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(o["mode"] for o in json.loads(result.stdout)) == ["int8", "none"]
+    assert sorted(p.name for p in out.glob("*.tflite")) == ["linear_int8.tflite", "linear_none.tflite"]

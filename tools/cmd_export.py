@@ -14,11 +14,11 @@ from mnistkit.tools.cmd_parity import overrides, threshold_options
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="tflite", show_default=True,
-              help="Target format, or all.")
-@click.option("--quantize", type=click.Choice([*MODES, "all"]), default="none", show_default=True,
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default=["tflite"], show_default=True,
+              multiple=True, help="Target format, or all (repeat for several).")
+@click.option("--quantize", type=click.Choice([*MODES, "all"]), default=["none"], show_default=True, multiple=True,
               help="none (float32), float16, dynamic (int8 weights), int8 (calibrated; TFLite int8 I/O), "
-                   "int16x8 (int16 activations), or all.")
+                   "int16x8 (int16 activations), or all (repeat for several: --quantize none --quantize int8).")
 @click.option("--calibration-samples", type=int, default=200, show_default=True,
               help="Training images (stratified by digit, seeded) used to calibrate int8/int16x8.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration draw.")
@@ -44,8 +44,8 @@ def export(source, fmt, quantize, calibration_samples, seed, out, force, data_di
 
     if calibration_samples < 1:
         raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    formats = list(Format) if fmt == "all" else [Format(fmt)]
-    modes = list(Mode) if quantize == "all" else [Mode(quantize)]
+    formats = list(Format) if "all" in fmt else [f for f in Format if f.value in fmt]
+    modes = list(Mode) if "all" in quantize else [m for m in Mode if m.value in quantize]
     err = lambda s: click.echo(s, err=True)  # noqa: E731
     outcomes = run_export(
         source, formats, modes, out, calibration_samples=calibration_samples, seed=seed, force=force,
