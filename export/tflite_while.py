@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistkit.export.tflite_fixups import _dump, _load, _schema, drop_unused_tensors_and_buffers
+from mnistkit.runtime.errors import ExportError
 
 MARK = b"passthrough_copy"  # name of the RESHAPE copies (removed again after conversion)
 
@@ -102,7 +103,8 @@ def restore_passthrough(data: bytes) -> tuple[bytes, int]:
             qi, qo = ti.quantization, to.quantization
             if qi is not None and qi.scale is not None and len(qi.scale):
                 if qo is None or not np.allclose(qi.scale, qo.scale) or list(qi.zeroPoint) != list(qo.zeroPoint):
-                    raise ValueError(f"pass-through copy {k} changed quantization: {qi.scale} -> {qo.scale}")
+                    raise ExportError(f"the calibration copy of WHILE loop variable {k} changed its quantization "
+                                      f"({qi.scale} -> {qo.scale})")
             sg.outputs[k] = i
             sg.operators.remove(op)
             n += 1
@@ -153,9 +155,18 @@ def int8_carry(data: bytes) -> tuple[bytes, list[str]]:
     The MLIR quantizer keeps WHILE operands in float: the main graph DEQUANTIZEs the initial state,
     the body QUANTIZEs each loop variable on entry and DEQUANTIZEs it on exit (for the loop-invariant
     input projection that is a full [28, B, units] requantization per iteration). This pass carries
-    the int8 tensor the body's entry QUANTIZE would have produced instead: the entry QUANTIZE goes,
-    the exit DEQUANTIZE goes (or becomes an int8->int8 QUANTIZE when the scales differ), and the main
-    graph feeds/reads int8 the same way. Results are identical up to int8 requantization rounding.
+    the int8 tensor the body's entry QUANTIZE would have produced instead: the entry QUANTIZE and the
+    exit DEQUANTIZE go. Where entry and exit scales differ, the carried tensor takes the body's exit
+    parameters (every reader derives its multipliers from the tensor at prepare time, and the initial
+    value is quantized to them), so nothing is requantized per iteration; per-channel tensors get an
+    int8->int8 QUANTIZE instead. The main graph feeds and reads int8 the same way. Results equal the
+    float-carry graph up to int8 rounding (parity-checked on every export).
+
+    Returns:
+        (new bytes, one line per loop variable saying what was done); the input bytes if nothing was.
+
+    Raises:
+        ExportError: a loop variable in a layout this pass does not handle.
     """
     _, schema = _schema()
     model = _load(data)
@@ -243,8 +254,8 @@ def int8_carry(data: bytes) -> tuple[bytes, list[str]]:
                     g.tensors[wi].type = schema.TensorType.INT8
                     _copy_q(g.tensors[wi], qa_t)
                 else:
-                    log.append(f"k={k}: shared DEQUANTIZE with other scale (not handled)")
-                    raise ValueError("unhandled")
+                    raise ExportError(f"WHILE loop variable {k}: its initial value is shared with other "
+                                      "ops at another scale; the int8 carry pass does not handle that layout")
                 # --- main graph: result
                 g.tensors[wo].type = schema.TensorType.INT8
                 _copy_q(g.tensors[wo], qa_t)
@@ -296,5 +307,5 @@ def _relabel_carry(model, g, W, k, qsrc) -> None:
     C = model.subgraphs[W.builtinOptions.condSubgraphIndex]
     for sg, t in ((g, W.inputs[k]), (g, W.outputs[k]), (B, B.inputs[k]), (B, B.outputs[k]), (C, C.inputs[k])):
         if sg.tensors[t].type != _schema()[1].TensorType.INT8:
-            raise ValueError("carry is not int8")
+            raise ExportError("a WHILE loop variable feeding the int8 CONCATENATION is not int8")
         _copy_q(sg.tensors[t], qsrc)
