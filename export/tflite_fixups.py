@@ -35,6 +35,12 @@ def _load(data: bytes):
     return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(data), 0))
 
 
+def builtin_codes(model) -> list[int]:
+    """The builtin operator code of each entry of ``model.operatorCodes`` (codes above 127 live in
+    ``builtinCode``, older ones in ``deprecatedBuiltinCode``)."""
+    return [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+
+
 def _dump(model, size_hint: int) -> bytes:
     flatbuffers, _ = _schema()
     builder = flatbuffers.Builder(size_hint + 1024)
@@ -54,8 +60,7 @@ def fix_degenerate_int8_scales(data: bytes, *, degenerate: float = 1e-6, zero_sc
     """
     _, schema = _schema()
     model = _load(data)
-    fc_codes = {i for i, c in enumerate(model.operatorCodes)
-                if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.FULLY_CONNECTED}
+    fc_codes = {i for i, c in enumerate(builtin_codes(model)) if c == schema.BuiltinOperator.FULLY_CONNECTED}
     changes: list[dict] = []
     for sg in model.subgraphs:
         tensors = sg.tensors
@@ -108,7 +113,7 @@ def fold_batch_reshapes(data: bytes) -> tuple[bytes, int]:
     """
     _, schema = _schema()
     model = _load(data)
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    codes = builtin_codes(model)
     reshape = schema.BuiltinOperator.RESHAPE
     folded = 0
     for sg in model.subgraphs:

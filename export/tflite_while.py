@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistkit.export.tflite_fixups import _dump, _load, _schema, drop_unused_tensors_and_buffers
+from mnistkit.export.tflite_fixups import _dump, _load, _schema, builtin_codes, drop_unused_tensors_and_buffers
 from mnistkit.runtime.errors import ExportError
 
 MARK = b"passthrough_copy"  # name of the RESHAPE copies (removed again after conversion)
@@ -25,9 +25,9 @@ MARK = b"passthrough_copy"  # name of the RESHAPE copies (removed again after co
 
 def _code_index(model, builtin: int) -> int:
     _, schema = _schema()
-    for i, c in enumerate(model.operatorCodes):
-        if max(c.builtinCode, c.deprecatedBuiltinCode) == builtin:
-            return i
+    codes = builtin_codes(model)
+    if builtin in codes:
+        return codes.index(builtin)
     code = schema.OperatorCodeT()
     code.builtinCode = builtin
     code.deprecatedBuiltinCode = min(builtin, 127)
@@ -38,13 +38,9 @@ def _code_index(model, builtin: int) -> int:
 
 def _while_bodies(model) -> set[int]:
     _, schema = _schema()
-    bodies = set()
-    for sg in model.subgraphs:
-        for op in sg.operators:
-            c = model.operatorCodes[op.opcodeIndex]
-            if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.WHILE:
-                bodies.add(op.builtinOptions.bodySubgraphIndex)
-    return bodies
+    codes = builtin_codes(model)
+    return {op.builtinOptions.bodySubgraphIndex for sg in model.subgraphs for op in sg.operators
+            if codes[op.opcodeIndex] == schema.BuiltinOperator.WHILE}
 
 
 def break_passthrough(data: bytes) -> tuple[bytes, int]:
@@ -86,7 +82,7 @@ def restore_passthrough(data: bytes) -> tuple[bytes, int]:
     a RESHAPE of the body input at the same position)."""
     _, schema = _schema()
     model = _load(data)
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    codes = builtin_codes(model)
     n = 0
     for b in _while_bodies(model):
         sg = model.subgraphs[b]
@@ -171,7 +167,7 @@ def int8_carry(data: bytes) -> tuple[bytes, list[str]]:
     _, schema = _schema()
     model = _load(data)
     BO = schema.BuiltinOperator
-    codes = lambda: [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]  # noqa: E731
+    codes = lambda: builtin_codes(model)  # noqa: E731 - re-read: this pass may add a QUANTIZE code
     qidx = _code_index(model, BO.QUANTIZE)
     log: list[str] = []
     for g in model.subgraphs:

@@ -12,16 +12,14 @@ Timings under emulation say nothing about a real Pi: only correctness is reporte
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from mnistkit.runtime.cli import quiet_native_stderr
 from mnistkit.tools.pi import sysroot, wheels
 from mnistkit.tools.pi.common import REPO_ROOT, Stamp, StepError, cache_dir, log
 from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
@@ -57,19 +55,6 @@ class ArtifactResult:
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         return {**self.__dict__, "ok": self.ok}
-
-
-@contextlib.contextmanager
-def quiet_fd2() -> Iterator[None]:
-    """Silence native code's stderr (file descriptor 2) for the duration of the block."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def mnist_pngs(count: int) -> Path:
@@ -119,7 +104,7 @@ def check_artifact(artifact: Path, folders: list[Path], x86: Target, arm: Target
 
     backend = BACKEND[artifact.suffix]
     res = ArtifactResult(str(artifact), backend)
-    with quiet_fd2():  # LiteRT prints an INFO line when XNNPACK starts
+    with quiet_native_stderr():  # LiteRT prints an INFO line when XNNPACK starts
         res.kind, res.atol = tolerance(Classifier.load(artifact, backend=backend).describe(), artifact_mode(artifact),
                                        artifact.suffix[1:], steps)
     args = [*map(str, folders), "--model", str(artifact), "--backend", backend, "--json", "--top-k", "1"]
