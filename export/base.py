@@ -29,6 +29,7 @@ from mnistkit.runtime.errors import ExportError, ModelError
 EXPORTERS: dict[Format, str] = {
     Format.TFLITE: "mnistkit.export.tflite",
     Format.ONNX: "mnistkit.export.onnx",
+    Format.TFLM: "mnistkit.export.tflm",
 }
 
 RUN_DIR_MODEL = "model.keras"
@@ -155,7 +156,7 @@ def graph_kind(name: str, fmt: Format, mode: Mode | None = None) -> str:
     op); SimpleRNN is unrolled because tf2onnx turns it into a ``Loop`` that float16 breaks and
     quantization cannot shrink.
     """
-    if name in RECURRENT and fmt is Format.TFLITE:
+    if name in RECURRENT and fmt in (Format.TFLITE, Format.TFLM):
         return "loop" if mode is Mode.INT8 else "unrolled"
     if name == "rnn":
         return "unrolled"

@@ -20,7 +20,7 @@ from mnistkit.models.artifacts import sha256_file, tool_versions, write_json_ato
 SCHEMA_VERSION = 1
 TOOLS = (
     "mnistkit", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
-    "onnxconverter-common", "ai-edge-litert", "numpy",
+    "onnxconverter-common", "ai-edge-litert", "tflite-micro", "numpy",
 )
 
 
@@ -77,6 +77,8 @@ def build(
     }
     if "opset" in info:
         out["opset"] = info["opset"]
+    if "tflm" in info:
+        out["tflm"] = info["tflm"]
     if config.format is Format.TFLITE:
         out["compat"] = _tflite_compat(artifact)
     return out

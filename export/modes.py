@@ -17,11 +17,13 @@ class Format(str, Enum):
 
     TFLITE = "tflite"
     ONNX = "onnx"
+    #: a batch-1, full-int8 .tflite for TensorFlow Lite Micro, with C sources (export/tflm.py).
+    TFLM = "tflm"
 
     @property
     def ext(self) -> str:
         """File extension without the dot."""
-        return self.value
+        return "tflite" if self is Format.TFLM else self.value
 
 
 class Mode(str, Enum):
@@ -46,6 +48,10 @@ class Mode(str, Enum):
 
 MODES: tuple[str, ...] = tuple(m.value for m in Mode)
 FORMATS: tuple[str, ...] = tuple(f.value for f in Format)
+#: What ``--format all`` means: the file formats every mode exports to (tflm is int8-only, asked by name).
+ALL_FORMATS: tuple[Format, ...] = (Format.TFLITE, Format.ONNX)
+#: The only modes a format accepts, where it restricts them.
+FORMAT_MODES: dict[Format, tuple[Mode, ...]] = {Format.TFLM: (Mode.INT8,)}
 
 # What to try instead when a mode fails for a model, most faithful first.
 FALLBACKS: dict[Mode, tuple[Mode, ...]] = {
@@ -81,6 +87,8 @@ FLOAT_OP_HINTS: dict[tuple[Format, str, str], str] = {
 
 def suggestion(model: str, fmt: Format, mode: Mode) -> str:
     """One phrase naming what to use instead of a failing combination."""
+    if Format(fmt) is Format.TFLM:
+        return "TFLite Micro runs full int8 only: try another --calibration-samples or --seed, or use --format tflite"
     alts = [m.value for m in FALLBACKS[Mode(mode)] if (model, Format(fmt), m) not in KNOWN_LIMITS]
     if not alts:
         return "report this model; no alternative mode is known"
@@ -113,6 +121,12 @@ class ExportConfig:
                 f"calibration samples must be a positive integer, got {self.calibration_samples!r}; "
                 "pass e.g. --calibration-samples 200"
             )
+        allowed = FORMAT_MODES.get(self.format)
+        if allowed and self.mode not in allowed:
+            raise UsageError(
+                f"--format {self.format.value} exports full int8 only (microcontroller kernels), not "
+                f"--quantize {self.mode.value}; use --quantize int8 or leave --quantize out"
+            )
         if self.calibration_samples > 60000:
             raise UsageError("calibration samples cannot exceed the 60,000 training images")
 
@@ -134,8 +148,10 @@ def parse_mode(value: str | Mode) -> Mode:
 
 
 def artifact_name(model: str, fmt: Format | str, mode: Mode | str) -> str:
-    """File name of an exported model, e.g. ``lstm_int8.tflite``."""
-    return f"{model}_{Mode(mode).value}.{Format(fmt).ext}"
+    """File name of an exported model, e.g. ``lstm_int8.tflite`` or ``cnn_int8_tflm.tflite``."""
+    fmt = Format(fmt)
+    suffix = "_tflm" if fmt is Format.TFLM else ""
+    return f"{model}_{Mode(mode).value}{suffix}.{fmt.ext}"
 
 
 def manifest_name(artifact_file: str) -> str:

@@ -22,6 +22,7 @@ BACKENDS: dict[str, str] = {
     "tflite-runtime": "mnistkit.runtime.backend_tflite_runtime",
     "tensorflow": "mnistkit.runtime.backend_tensorflow",
     "onnxruntime": "mnistkit.runtime.backend_onnxruntime",
+    "tflm": "mnistkit.runtime.backend_tflm",
 }
 #: import name and pip package of each backend (kept here so listing them imports nothing).
 PACKAGES: dict[str, tuple[str, str]] = {
@@ -29,14 +30,18 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "tflite-runtime": ("tflite_runtime", "tflite-runtime"),
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
     "onnxruntime": ("onnxruntime", "onnxruntime"),
+    "tflm": ("tflite_micro", "tflite-micro"),
 }
 PREFERENCE: dict[str, tuple[str, ...]] = {
     "tflite": ("litert", "tflite-runtime", "tensorflow"),
     "onnx": ("onnxruntime",),
 }
+#: Backends that run a format only when asked for by name (TFLM: reference kernels, batch-1 models).
+ON_REQUEST: dict[str, tuple[str, ...]] = {"tflite": ("tflm",)}
 ALIASES: dict[str, str] = {
     "ai-edge-litert": "litert", "ai_edge_litert": "litert", "tflite_runtime": "tflite-runtime",
     "tf": "tensorflow", "tf.lite": "tensorflow", "tensorflow-cpu": "tensorflow", "ort": "onnxruntime",
+    "tflite-micro": "tflm", "tflite_micro": "tflm",
 }
 
 
@@ -91,9 +96,10 @@ def choose(fmt: str, backend: str | None) -> list[str]:
     """
     if backend is not None:
         name = canonical(backend)
-        if name not in PREFERENCE[fmt]:
+        usable = PREFERENCE[fmt] + ON_REQUEST.get(fmt, ())
+        if name not in usable:
             raise UsageError(f"backend {name!r} cannot run .{fmt} models; for .{fmt} use: "
-                             f"{', '.join(PREFERENCE[fmt])}")
+                             f"{', '.join(usable)}")
         if not installed(name):
             raise BackendUnavailableError(_missing(name))
         return [name]

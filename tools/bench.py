@@ -112,13 +112,13 @@ def _throughput(fn, batch: np.ndarray, budget_s: float = 0.5, max_reps: int = 50
     return float(len(batch) / np.median(times))
 
 
-def peak_rss_mib(path: Path, threads: int, image: np.ndarray) -> float:
+def peak_rss_mib(path: Path, threads: int, image: np.ndarray, backend: str | None = None) -> float:
     """Peak RSS (MiB) of a fresh Python process that loads ``path`` and classifies one image."""
     if path.suffix == ".keras":
         body = ("import keras; m = keras.models.load_model(sys.argv[1], compile=False); m(x)")
     else:
         body = ("from mnistkit.runtime import Classifier; "
-                "Classifier.load(sys.argv[1], threads=int(sys.argv[2])).predict_proba(x)")
+                f"Classifier.load(sys.argv[1], threads=int(sys.argv[2]), backend={backend!r}).predict_proba(x)")
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so it would include this
     # (large) parent process's memory.
     code = ("import sys, numpy as np; x = np.load(sys.argv[3]); " + body +
@@ -136,7 +136,7 @@ def peak_rss_mib(path: Path, threads: int, image: np.ndarray) -> float:
 
 
 def bench_artifact(path: Path, pixels: np.ndarray, y: np.ndarray | None, *, threads: int,
-                   batch_sizes: list[int], rss: bool = True):
+                   batch_sizes: list[int], rss: bool = True, backend: str | None = None):
     """Measure one exported model through ``mnistkit.runtime.Classifier``, except its latency.
 
     ``pixels`` are uint8 test images, the form a camera or MNIST itself gives and the runtime's
@@ -151,7 +151,7 @@ def bench_artifact(path: Path, pixels: np.ndarray, y: np.ndarray | None, *, thre
     row = BenchRow(str(path), model, fmt, mode, size_bytes=path.stat().st_size)
     try:
         t0 = time.perf_counter()
-        clf = Classifier.load(path, threads=threads)
+        clf = Classifier.load(path, threads=threads, backend=backend)
         row.load_ms = (time.perf_counter() - t0) * 1e3
         row.backend = clf.backend
         row.throughput = {str(b): _throughput(clf.predict_proba, pixels[:b]) for b in batch_sizes}
@@ -159,7 +159,7 @@ def bench_artifact(path: Path, pixels: np.ndarray, y: np.ndarray | None, *, thre
             probs = np.concatenate([clf.predict_proba(pixels[i:i + 1000]) for i in range(0, len(pixels), 1000)])
             row.accuracy = float((probs.argmax(axis=1) == y).mean())
         if rss:
-            row.peak_rss_mib = peak_rss_mib(path, threads, pixels[0].astype(np.float32) / np.float32(255.0))
+            row.peak_rss_mib = peak_rss_mib(path, threads, pixels[0].astype(np.float32) / np.float32(255.0), backend)
     except MnistkitError as exc:
         row.status = f"error: {exc}"
         return row, None

@@ -27,10 +27,12 @@ def _batch_sizes(ctx, param, value: str) -> list[int]:
 @click.option("--keras/--no-keras", "with_keras", default=True, show_default=True,
               help="Add each artifact's Keras source (from its manifest) as the baseline row.")
 @click.option("--no-rss", is_flag=True, help="Skip the fresh-process peak-RSS measurement.")
+@click.option("--backend", "-b", default=None, help="Runtime backend for the exported files (e.g. tflm for the "
+              "TFLite Micro interpreter; default: the best installed one).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the four MNIST IDX files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a size-vs-latency chart (PNG).")
-def bench(paths, threads, batch_sizes, runs, limit, with_keras, no_rss, data_dir, as_json, plot_path):
+def bench(paths, threads, batch_sizes, runs, limit, with_keras, no_rss, backend, data_dir, as_json, plot_path):
     """Benchmark exported models (files or folders) through the runtime, with Keras as the baseline.
 
     Single-image latency is the median (p50) of --runs calls, made in 5 rounds interleaved across
@@ -55,7 +57,7 @@ def bench(paths, threads, batch_sizes, runs, limit, with_keras, no_rss, data_dir
                 rows.append(lib.bench_keras(path, x, y, batch_sizes=batch_sizes, runs=runs, rss=not no_rss))
             else:
                 row, clf = lib.bench_artifact(path, mnist.x_test[:limit], y, threads=threads,
-                                              batch_sizes=batch_sizes, rss=not no_rss)
+                                              batch_sizes=batch_sizes, rss=not no_rss, backend=backend)
                 rows.append(row)
                 measured.append((row, clf))
     click.echo(f"single-image latency: {len(measured)} model(s), {runs} calls each in 5 interleaved rounds ...",

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import click
 
-from mnistkit.export.modes import FORMATS, MODES
+from mnistkit.export.modes import ALL_FORMATS, FORMATS, MODES
 from mnistkit.tools.cmd_parity import overrides, threshold_options
 
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default=["tflite"], show_default=True,
-              multiple=True, help="Target format, or all (repeat for several).")
+              multiple=True, help="Target format, or all (tflite and onnx; repeat for several). tflm: a batch-1 full-int8 "
+                   ".tflite for TensorFlow Lite Micro plus C sources (model array, op resolver) and the measured "
+                   "tensor arena; it implies --quantize int8.")
 @click.option("--quantize", type=click.Choice([*MODES, "all"]), default=["none"], show_default=True, multiple=True,
               help="none (float32), float16, dynamic (int8 weights), int8 (calibrated; TFLite int8 I/O), "
                    "int16x8 (int16 activations), or all (repeat for several: --quantize none --quantize int8).")
@@ -29,7 +31,8 @@ from mnistkit.tools.cmd_parity import overrides, threshold_options
 @click.option("--parity-limit", type=click.IntRange(1, 10000), help="Test images for the parity check (default all 10,000).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (check lines go to stderr).")
 @threshold_options
-def export(source, fmt, quantize, calibration_samples, seed, out, force, data_dir, parity_limit, as_json,
+@click.pass_context
+def export(ctx, source, fmt, quantize, calibration_samples, seed, out, force, data_dir, parity_limit, as_json,
            min_agreement, max_delta_p, max_accuracy_delta):
     """Export SOURCE (a .keras file or a training run folder) and prove each file against it.
 
@@ -44,8 +47,17 @@ def export(source, fmt, quantize, calibration_samples, seed, out, force, data_di
 
     if calibration_samples < 1:
         raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    formats = list(Format) if "all" in fmt else [f for f in Format if f.value in fmt]
+    formats = list(ALL_FORMATS) if "all" in fmt else [f for f in Format if f.value in fmt]
+    if "all" in fmt and "tflm" in fmt:
+        formats.append(Format.TFLM)
     modes = list(Mode) if "all" in quantize else [m for m in Mode if m.value in quantize]
+    if Format.TFLM in formats:
+        if ctx.get_parameter_source("quantize") is click.core.ParameterSource.DEFAULT:
+            modes = [Mode.INT8]
+        elif modes != [Mode.INT8]:
+            bad = ", ".join(m.value for m in modes if m is not Mode.INT8)
+            raise UsageError(f"--format tflm exports full int8 only (microcontroller kernels), not --quantize {bad}; "
+                             "use --quantize int8 or leave --quantize out")
     err = lambda s: click.echo(s, err=True)  # noqa: E731
     outcomes = run_export(
         source, formats, modes, out, calibration_samples=calibration_samples, seed=seed, force=force,

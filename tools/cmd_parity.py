@@ -44,9 +44,11 @@ def overrides(min_agreement, max_delta_p, max_accuracy_delta) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on stdout.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write a Markdown report here (e.g. parity.md).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
+@click.option("--backend", "-b", default=None, help="Runtime backend for the artifacts (e.g. tflm for the TFLite "
+              "Micro interpreter; default: the best installed one).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the four MNIST IDX files.")
 @threshold_options
-def parity(source, artifacts, limit, mode, as_json, report, force, data_dir, min_agreement, max_delta_p, max_accuracy_delta):
+def parity(source, artifacts, limit, mode, as_json, report, force, backend, data_dir, min_agreement, max_delta_p, max_accuracy_delta):
     """Compare SOURCE (.keras file or run folder) with each exported ARTIFACT on the MNIST test set.
 
     Artifacts run through the device runtime (mnistkit.runtime.Classifier). Prints accuracy, accuracy
@@ -56,7 +58,7 @@ def parity(source, artifacts, limit, mode, as_json, report, force, data_dir, min
     from mnistkit.tools.parity_run import run_parity
 
     results = run_parity(
-        source, list(artifacts), limit=limit, mode=mode, data_dir=data_dir, report=report, force=force,
+        source, list(artifacts), limit=limit, mode=mode, data_dir=data_dir, report=report, force=force, backend=backend,
         overrides=overrides(min_agreement, max_delta_p, max_accuracy_delta),
         echo=(lambda s: click.echo(s, err=True)) if as_json else click.echo,
         progress=lambda s: click.echo(s, err=True),

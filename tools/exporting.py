@@ -21,9 +21,10 @@ from typing import Any, Callable
 import numpy as np
 
 from mnistkit.export import manifest as manifest_mod
-from mnistkit.export.base import SourceModel, census_note, check_out_dir, resolve_source
+from mnistkit.export.base import SourceModel, census_note, check_out_dir, exporter, resolve_source
 from mnistkit.export.modes import KNOWN_LIMITS, ExportConfig, Format, Mode, artifact_name, suggestion
 from mnistkit.export.worker import SOURCE_PROBS, Job, run_isolated
+from mnistkit.models.artifacts import write_bytes_atomic
 from mnistkit.runtime.errors import MnistkitError, OutputExistsError
 from mnistkit.tools import parity as parity_mod
 
@@ -60,7 +61,8 @@ def plan(source: SourceModel, formats: list[Format], modes: list[Mode], out_dir:
     """
     pairs = [(Job(f, m), out_dir / artifact_name(source.name, f, m)) for f in formats for m in modes]
     if not force:
-        existing = [p for _, t in pairs for p in (t, manifest_mod.manifest_path(t)) if p.exists()]
+        existing = [p for j, t in pairs for p in (t, manifest_mod.manifest_path(t), *_companion_paths(j, t))
+                    if p.exists()]
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise OutputExistsError(f"{existing[0]} already exists{more}; pass --force to overwrite or choose another --out")
@@ -82,12 +84,21 @@ def _float_size(source: SourceModel, fmt: Format, out_dir: Path, sizes: dict[For
     return None
 
 
-def _publish(staged: Path, target: Path, manifest: dict) -> None:
-    """Move ``staged`` onto ``target`` and write its manifest, with Ctrl-C held off in between."""
+def _companion_paths(job: Job, target: Path) -> list[Path]:
+    """Files a format writes beside its artifact (TFLM: C sources), from ``companion_names``."""
+    names = getattr(exporter(job.format), "companion_names", None)
+    return [target.with_name(n) for n in names(target.name)] if names else []
+
+
+def _publish(staged: Path, target: Path, manifest: dict, companions: dict[str, bytes] | None = None) -> None:
+    """Move ``staged`` onto ``target`` and write its manifest (and companion files), with Ctrl-C
+    held off in between."""
     blocked = hasattr(signal, "pthread_sigmask")
     if blocked:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
+        for name, data in (companions or {}).items():
+            write_bytes_atomic(target.with_name(name), data)
         os.replace(staged, target)
         manifest_mod.write(manifest, target)
     finally:
@@ -177,11 +188,22 @@ def run_export(
     return outcomes
 
 
+def _tflm_figures(info: dict) -> str:
+    """Arena and flash figures appended to a TFLM file's check line."""
+    t = info.get("tflm")
+    if not t:
+        return ""
+    return (f"  arena {t['arena_min_bytes'] / 1024:.1f} KB min, {t['arena_recommended_bytes'] / 1024:.0f} KB "
+            f"recommended  flash {t['flash_bytes'] / 1024:.1f} KB")
+
+
 def _check_and_publish(source, job, res, target, src_probs, x, labels, out, sizes, overrides,
                        calibration_samples, seed, data_dir, echo) -> Outcome:
     mode = job.mode.value
+    fmt_module = exporter(job.format)
+    backend = getattr(fmt_module, "PARITY_BACKEND", None)
     try:
-        art_probs = parity_mod.artifact_probabilities(res.file, x)
+        art_probs = parity_mod.artifact_probabilities(res.file, x, backend=backend)
     except MnistkitError as exc:
         msg = _why_failed(source, job, f"the runtime cannot run the converted file ({exc})")
         echo(f"{target.name}: FAIL {msg}")
@@ -193,7 +215,7 @@ def _check_and_publish(source, job, res, target, src_probs, x, labels, out, size
         sizes[job.format] = result.size_bytes
     ref = _float_size(source, job.format, out, sizes)
     ratio = round(result.size_bytes / ref, 3) if ref else None
-    echo(parity_mod.check_line(result, ratio))
+    echo(parity_mod.check_line(result, ratio) + _tflm_figures(res.info))
     notes = [n for n in [census_note(job.format, mode, res.info["ops"])] if n]
     if ratio and ratio > 1.0 and job.mode is not Mode.NONE:
         why = ("quantization parameters and nodes repeated per step of the unrolled graph outweigh the smaller "
@@ -206,8 +228,13 @@ def _check_and_publish(source, job, res, target, src_probs, x, labels, out, size
         echo(f"{target.name}: FAIL {msg}")
         return Outcome(job, target, False, msg, res.seconds, result, ratio)
     config = ExportConfig(job.format, job.mode, calibration_samples, seed, data_dir)
-    parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier"}
+    parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier",
+                                 "backend": backend or "default"}
     data = manifest_mod.build(artifact=res.file, final_name=target.name, source=source, config=config,
                               info=res.info, parity=parity, seconds=res.seconds, notes=notes)
-    _publish(res.file, target, data)
+    companions = None
+    if hasattr(fmt_module, "companion_files"):
+        companions = fmt_module.companion_files(res.file, target.name, res.info, f"{source.path.name} ({source.name})")
+        data["companions"] = sorted(companions)
+    _publish(res.file, target, data, companions)
     return Outcome(job, target, True, "exported", res.seconds, result, ratio)

@@ -153,7 +153,7 @@ def check_line(r: ParityResult, size_ratio: float | None = None) -> str:
     )
 
 
-_NAME = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)\.(tflite|onnx)$")
+_NAME = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)(_tflm)?\.(tflite|onnx)$")
 
 
 def artifact_mode(path: Path, manifest: dict | None) -> str:
@@ -180,11 +180,12 @@ def source_probabilities(source_path: str | os.PathLike, x: np.ndarray) -> np.nd
     return load_keras(str(source_path)).predict(x, batch_size=500, verbose=0).astype(np.float32)
 
 
-def artifact_probabilities(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
-    """Probabilities of an exported file through the device runtime (``Classifier``)."""
+def artifact_probabilities(path: str | os.PathLike, x: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """Probabilities of an exported file through the device runtime (``Classifier``; ``backend``
+    None picks the default for the file type)."""
     from mnistkit.runtime import Classifier
 
-    return Classifier.load(path).predict_proba(x)
+    return Classifier.load(path, backend=backend).predict_proba(x)
 
 
 def markdown_report(results: list[ParityResult], source: str) -> str:

@@ -16,7 +16,7 @@ from mnistkit.tools import parity as parity_mod
 def run_parity(
     source_arg: str | os.PathLike, artifacts: list[Path], *, limit: int | None = None, mode: str | None = None,
     data_dir: str | None = None, report: Path | None = None, force: bool = False,
-    overrides: dict | None = None, echo: Callable[[str], None] = print, progress: Callable[[str], None] = print,
+    overrides: dict | None = None, backend: str | None = None, echo: Callable[[str], None] = print, progress: Callable[[str], None] = print,
 ) -> list[parity_mod.ParityResult]:
     """Compare a Keras source with exported files on the test set.
 
@@ -55,8 +55,8 @@ def run_parity(
     src_probs = parity_mod.source_probabilities(source.path, x)
     results = []
     for path, m in zip(artifacts, modes):
-        progress(f"running {path.name} through the runtime ...")
-        probs = parity_mod.artifact_probabilities(path, x)
+        progress(f"running {path.name} through the runtime{f' ({backend})' if backend else ''} ...")
+        probs = parity_mod.artifact_probabilities(path, x, backend=backend)
         res = parity_mod.compare(src_probs, probs, labels, artifact=path.name, mode=m,
                                  thresholds=parity_mod.thresholds_for(m, overrides))
         res.size_bytes = path.stat().st_size

@@ -1,0 +1,280 @@
+"""TFLite Micro target: `mnistkit export --format tflm`, the C sources, the arena search, the tflm backend.
+
+Fast tests: the generated C compiles with gcc and arm-none-eabi-gcc (and round-trips the bytes on
+the host), the op resolver compiles against a stand-in of TFLM's resolver header
+(tests/data/tflm_api), the operator table matches the kernels in the installed tflite-micro wheel,
+refusals. Slow tests: every zoo model trained briefly, exported to tflm with parity on the TFLM
+interpreter (PARITY_IMAGES test images), its arena re-checked and its C sources compiled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistkit.export import c_source
+from mnistkit.runtime.errors import ExportError
+from mnistkit.tools.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "linear_untrained.keras"
+TFLM_API = ROOT / "tests" / "data" / "tflm_api"
+PARITY_IMAGES = 2000
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os"]
+
+needs_tflm = pytest.mark.skipif(importlib.util.find_spec("tflite_micro") is None,
+                                reason="tflite-micro not installed (pip install 'mnistkit[tflm]')")
+
+
+def _compiler(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not installed (apt-get install {'gcc-arm-none-eabi' if 'arm' in name else 'g++'})")
+    return path
+
+
+def _run(*args, cwd: Path) -> str:
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(map(str, args))} failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+# ------------------------------------------------------------------------------------------ C sources
+
+HOST_MAIN = """\
+#include <stdio.h>
+#include <stdint.h>
+#include "{name}_model_data.h"
+int main(void) {{
+  if (((uintptr_t){ident}_model_data) % 16 != 0) return 3;
+  fwrite({ident}_model_data, 1, {ident}_model_data_len, stdout);
+  return 0;
+}}
+"""
+
+
+def _write(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("lang", ["c++", "c"])
+def test_model_data_round_trips_on_the_host(tmp_path, lang):
+    """The array holds exactly the model bytes, 16-byte aligned, compiled as C++ and as C."""
+    cc = _compiler("g++" if lang == "c++" else "gcc")
+    data = bytes(np.random.default_rng(1).integers(0, 256, 1001, dtype=np.uint8))
+    _write(tmp_path, c_source.model_data_files("cnn_int8_tflm", data, arena_min=1000, arena_recommended=2048,
+                                               source="test"))
+    (tmp_path / "main.c").write_text(HOST_MAIN.format(name="cnn_int8_tflm", ident="cnn_int8_tflm"))
+    src_lang = ["-x", lang, "cnn_int8_tflm_model_data.cc", "-x", lang, "main.c"]
+    std = ["-std=c++17"] if lang == "c++" else ["-std=c11"]
+    _run(cc, *std, "-Wall", "-Wextra", "-Werror", *src_lang, "-o", "prog", cwd=tmp_path)
+    out = subprocess.run([str(tmp_path / "prog")], capture_output=True)
+    assert out.returncode == 0, "array not 16-byte aligned"
+    assert out.stdout == data
+
+
+def test_model_data_compiles_for_cortex_m(tmp_path):
+    """arm-none-eabi-gcc compiles the .cc unchanged; the symbol holds len(data) bytes, 16-aligned."""
+    cc = _compiler("arm-none-eabi-gcc")
+    data = bytes(range(256)) * 3
+    _write(tmp_path, c_source.model_data_files("mlp_int8_tflm", data, arena_min=1, arena_recommended=1024,
+                                               source="test"))
+    _run(cc, *ARM_FLAGS, "-Wall", "-Wextra", "-Werror", "-c", "mlp_int8_tflm_model_data.cc", "-o", "m.o",
+         cwd=tmp_path)
+    nm = _run(_compiler("arm-none-eabi-nm"), "-S", "m.o", cwd=tmp_path)
+    sizes = {ln.split()[-1]: int(ln.split()[1], 16) for ln in nm.splitlines() if len(ln.split()) == 4}
+    assert sizes["mlp_int8_tflm_model_data"] == len(data)
+    sections = _run(_compiler("arm-none-eabi-readelf"), "-S", "-W", "m.o", cwd=tmp_path)
+    rodata = next(ln for ln in sections.splitlines() if ".rodata" in ln and "rel" not in ln)
+    assert int(rodata.split()[-1]) >= 16, rodata
+
+
+def test_c_identifier():
+    assert c_source.c_identifier("cnn_int8_tflm") == "cnn_int8_tflm"
+    assert c_source.c_identifier("9x-model.v2") == "m_9x_model_v2"
+
+
+RESOLVER_MAIN = """\
+#include "{name}_op_resolver.h"
+int main() {{
+  {ident}_op_resolver resolver;
+  if ({ident}_register_ops(resolver) != kTfLiteOk) return 2;
+  // Registering again must fail: every operator is already there and the resolver is full.
+  if ({ident}_register_ops(resolver) != kTfLiteError) return 3;
+  return resolver.GetRegistrationLength() == {count} ? 0 : 4;
+}}
+"""
+
+
+@pytest.mark.parametrize("compiler", ["g++", "arm-none-eabi-g++"])
+def test_op_resolver_registers_exactly_the_models_ops(tmp_path, compiler):
+    from mnistkit.export.tflm_ops import resolver_methods
+
+    cxx = _compiler(compiler)
+    ops = ["CONV_2D", "MAX_POOL_2D", "FULLY_CONNECTED", "SOFTMAX", "RESHAPE", "CONV_2D", "WHILE",
+           "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    methods = resolver_methods(ops)
+    assert len(methods) == 7
+    _write(tmp_path, c_source.op_resolver_file("cnn_int8_tflm", methods, ops, source="test"))
+    (tmp_path / "main.cc").write_text(RESOLVER_MAIN.format(name="cnn_int8_tflm", ident="cnn_int8_tflm", count=7))
+    if compiler.startswith("arm"):
+        _run(cxx, *ARM_FLAGS, "-std=c++17", "-Wall", "-Werror", "-I", TFLM_API, "-c", "main.cc", "-o", "main.o",
+             cwd=tmp_path)
+        return
+    _run(cxx, "-std=c++17", "-Wall", "-Werror", "-I", TFLM_API, "main.cc", "-o", "prog", cwd=tmp_path)
+    assert subprocess.run([str(tmp_path / "prog")]).returncode == 0
+
+
+def test_unsupported_operator_is_named():
+    from mnistkit.export.tflm_ops import resolver_methods
+
+    with pytest.raises(ExportError, match="no kernel for BIDIRECTIONAL_SEQUENCE_LSTM"):
+        resolver_methods(["FULLY_CONNECTED", "BIDIRECTIONAL_SEQUENCE_LSTM"])
+
+
+def test_free_batch_model_is_refused():
+    """The bundled default model has a free batch: TFLM cannot run it and check() says why."""
+    from mnistkit.export import tflm
+
+    with pytest.raises(ExportError, match="dynamic shape"):
+        tflm.check((ROOT / "runtime" / "assets" / "default.tflite").read_bytes())
+
+
+@needs_tflm
+def test_operator_table_matches_the_installed_wheel():
+    """Every operator the table allows has a kernel compiled into the installed tflite-micro."""
+    from mnistkit.export.tflm_ops import RESOLVER_METHODS
+
+    so = Path(importlib.util.find_spec("tflite_micro.python.tflite_micro._runtime").origin).read_bytes()
+    missing = [op for op in RESOLVER_METHODS if b"Register_" + op.encode() + b"Ev" not in so]
+    assert not missing
+    assert b"Register_BIDIRECTIONAL_SEQUENCE_LSTMEv" not in so  # the refusal above is real
+
+
+# ------------------------------------------------------------------------------------------ CLI refusals
+
+
+@pytest.mark.parametrize("mode", ["none", "dynamic", "int16x8"])
+def test_non_int8_mode_is_a_usage_error(tmp_path, mode):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["export", str(FIXTURE), "--format", "tflm", "--quantize", mode, "--out", str(out)])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert "tflm" in lines[-1] and "int8" in lines[-1] and "Traceback" not in res.output
+    assert not out.exists()
+
+
+def test_library_refuses_non_int8_tflm():
+    from mnistkit.export.modes import ExportConfig
+    from mnistkit.runtime.errors import UsageError
+
+    with pytest.raises(UsageError, match="int8 only"):
+        ExportConfig("tflm", "float16")
+
+
+def test_artifact_names():
+    from mnistkit.export.modes import artifact_name
+    from mnistkit.export.tflm import companion_names
+
+    assert artifact_name("cnn", "tflm", "int8") == "cnn_int8_tflm.tflite"
+    assert companion_names("cnn_int8_tflm.tflite") == [
+        "cnn_int8_tflm_model_data.h", "cnn_int8_tflm_model_data.cc", "cnn_int8_tflm_op_resolver.h"]
+
+
+# ------------------------------------------------------------------------------------------ slow: the zoo
+
+
+@pytest.fixture(scope="module")
+def tflm_exports(tmp_path_factory, mnist):
+    """Every zoo model trained briefly (seeded), exported with `mnistkit export --format tflm`."""
+    from tests.test_export_matrix import _Sources
+
+    if importlib.util.find_spec("tflite_micro") is None:
+        pytest.skip("tflite-micro not installed")
+    sources = _Sources(tmp_path_factory.mktemp("tflm-sources"), mnist)
+    out = tmp_path_factory.mktemp("tflm-exports")
+    results = {}
+    from mnistkit.models.zoo import MODEL_NAMES
+
+    for name in MODEL_NAMES:
+        res = CliRunner().invoke(cli, ["export", str(sources[name]), "--format", "tflm", "--out", str(out),
+                                       "--parity-limit", str(PARITY_IMAGES), "--json"])
+        results[name] = (res.exit_code, json.loads(res.stdout[res.stdout.index("["):]), res.output)
+    return out, results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "rnn", "lstm", "bilstm"])
+def test_zoo_model_exports_to_tflm(tflm_exports, name, tmp_path):
+    out, results = tflm_exports
+    code, outcomes, output = results[name]
+    (o,) = outcomes
+    recurrent = name in ("rnn", "lstm", "bilstm")
+    if not o["ok"]:
+        # Weakly trained recurrent models may miss 99.5% agreement (see test_export_matrix): then the
+        # refusal must come from parity on a file that ran on TFLM.
+        assert recurrent and code == 1, output
+        assert o["parity"] and o["parity"]["agreement"] >= 0.95 and "parity failed" in o["message"], output
+        return
+    assert code == 0, output
+    target = Path(o["file"])
+    assert target.name == f"{name}_int8_tflm.tflite"
+    assert o["parity"]["passed"] and o["parity"]["count"] == PARITY_IMAGES
+    manifest = json.loads(target.with_name(target.name + ".json").read_text())
+    assert manifest["format"] == "tflm" and manifest["mode"] == "int8" and manifest["parity"]["backend"] == "tflm"
+    assert manifest["input"]["shape"] == [1, 28, 28] and manifest["input"]["dtype"] == "int8"
+    tflm = manifest["tflm"]
+    assert tflm["flash_bytes"] == target.stat().st_size
+    assert "arena" in output and "flash" in output  # the check line
+    # The arena is the minimum: the model runs in it and not in 64 bytes less.
+    from mnistkit.export.tflm import _runs
+
+    data = target.read_bytes()
+    assert _runs(data, tflm["arena_min_bytes"]) and not _runs(data, tflm["arena_min_bytes"] - 64)
+    assert tflm["arena_recommended_bytes"] >= tflm["arena_min_bytes"]
+    # The C sources: compile for the host (round-trip the bytes) and for Cortex-M.
+    stem = target.stem
+    for f in (f"{stem}_model_data.h", f"{stem}_model_data.cc", f"{stem}_op_resolver.h"):
+        shutil.copy(out / f, tmp_path / f)
+    (tmp_path / "main.c").write_text(HOST_MAIN.format(name=stem, ident=stem))
+    _run(_compiler("g++"), "-Wall", "-Werror", f"{stem}_model_data.cc", "-x", "c++", "main.c", "-o", "prog",
+         cwd=tmp_path)
+    assert subprocess.run([str(tmp_path / "prog")], capture_output=True).stdout == data
+    _run(_compiler("arm-none-eabi-gcc"), *ARM_FLAGS, "-c", f"{stem}_model_data.cc", cwd=tmp_path)
+    n_ops = len(tflm["resolver_methods"])
+    (tmp_path / "r.cc").write_text(RESOLVER_MAIN.format(name=stem, ident=stem, count=n_ops))
+    _run(_compiler("g++"), "-std=c++17", "-I", TFLM_API, "r.cc", "-o", "r", cwd=tmp_path)
+    assert subprocess.run([str(tmp_path / "r")]).returncode == 0
+    # Only operators with a TFLM kernel, and the non-recurrent graphs hold no loop.
+    if not recurrent:
+        assert "WHILE" not in tflm["operators"]
+
+
+@pytest.mark.slow
+def test_tflm_backend_classifies_like_litert(tflm_exports, mnist):
+    """The runtime's tflm backend and LiteRT agree on the exported CNN; parity and classify work on it."""
+    from mnistkit.models.data import to_float
+    from mnistkit.runtime import Classifier
+
+    out, results = tflm_exports
+    path = out / "cnn_int8_tflm.tflite"
+    x = to_float(mnist.x_test[:100])
+    micro = Classifier.load(path, backend="tflm")
+    assert micro.backend == "tflm" and micro.describe()["fixed_batch"] == 1
+    litert = Classifier.load(path)
+    assert (micro.predict_proba(x).argmax(1) == litert.predict_proba(x).argmax(1)).mean() >= 0.99
+    assert np.array_equal(micro.predict_proba(mnist.x_test[:20]), micro.predict_proba(x[:20]))  # uint8 input
+    source = Path(json.loads(path.with_name(path.name + ".json").read_text())["source"]["file"])
+    res = CliRunner().invoke(cli, ["parity", str(source), str(path), "--backend", "tflm", "--limit", "300"])
+    assert res.exit_code == 0, res.output
+    assert "(tflm)" in res.output and "PASS" in res.output
+    res = CliRunner().invoke(cli, ["classify", "--model", str(path), "--backend", "tflm", "--samples", "--json"])
+    assert res.exit_code == 0, res.output
