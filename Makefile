@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 MK := $(VENV)/bin/mnistkit
 ZOO := linear mlp rnn lstm bilstm cnn
 
-.PHONY: setup test test-fast demo pretrained exports bench report clean
+.PHONY: setup test test-fast demo pretrained exports tflm-exports bench report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,14 @@ pretrained: setup  ## train the six zoo models on all 60,000 images into models/
 exports: setup  ## the full export matrix of the pretrained zoo into exports/pretrained (refused combinations say why)
 	@for m in $(ZOO); do $(MK) export models/pretrained/$$m.keras --format all --quantize all --out exports/pretrained --force || true; done
 
+tflm-exports: setup  ## TFLite Micro exports of the pretrained zoo (C sources, arena, parity on TFLM, 10,000 images)
+	@for m in $(ZOO); do $(MK) export models/pretrained/$$m.keras --format tflm --out exports/tflm --force || true; done
+
 bench: setup  ## benchmark the export matrix and the Keras sources into reports/bench.json
 	@mkdir -p reports
 	$(MK) bench exports/pretrained --json > reports/bench.json.tmp && mv reports/bench.json.tmp reports/bench.json
 
-report: exports bench  ## regenerate REPORT.md and its charts from the committed models
+report: exports tflm-exports bench  ## regenerate REPORT.md and its charts from the committed models
 	$(MK) report
 
 clean:

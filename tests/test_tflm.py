@@ -278,3 +278,43 @@ def test_tflm_backend_classifies_like_litert(tflm_exports, mnist):
     assert "(tflm)" in res.output and "PASS" in res.output
     res = CliRunner().invoke(cli, ["classify", "--model", str(path), "--backend", "tflm", "--samples", "--json"])
     assert res.exit_code == 0, res.output
+
+
+def test_example_sketch_uses_the_generated_symbols(tmp_path):
+    """examples/tflm_mnist includes the files and names the symbols the exporter generates."""
+    import re
+
+    sketch = (ROOT / "examples" / "tflm_mnist" / "tflm_mnist.ino").read_text()
+    files = c_source.model_data_files("cnn_int8_tflm", b"\0" * 32, arena_min=10, arena_recommended=1024, source="t")
+    files.update(c_source.op_resolver_file("cnn_int8_tflm", ["AddConv2D"], ["CONV_2D"], source="t"))
+    text = "\n".join(v.decode() for v in files.values())
+    for inc in re.findall(r'#include "(cnn_int8_tflm[^"]+)"', sketch):
+        assert inc in files
+    used = set(re.findall(r"\b(cnn_int8_tflm_\w+|CNN_INT8_TFLM_\w+)\b", sketch))
+    assert used and all(re.search(rf"\b{u}\b", text) for u in used), used
+    assert "sample_digit" in (ROOT / "examples" / "tflm_mnist" / "sample_digit.h").read_text()
+
+
+def test_board_fit_rule():
+    from mnistkit.tools.report_tflm import BOARDS, fits
+
+    nano = next(b for b in BOARDS if "Nano 33" in b.name)
+    esp = next(b for b in BOARDS if "ESP32-S3" in b.name)
+    assert fits(nano, 100 * 1024, 45 * 1024)
+    assert not fits(nano, 100 * 1024, 200 * 1024)  # 200 KB arena > 75% of 256 KB RAM
+    assert fits(esp, 100 * 1024, 200 * 1024)
+    assert not fits(nano, 900 * 1024, 1024)  # 900 KB array > 75% of 1 MB flash
+
+
+@pytest.mark.slow
+def test_report_section_lists_every_delivered_model(tflm_exports):
+    from mnistkit.tools.report_tflm import section
+
+    out, results = tflm_exports
+    text = section(out)
+    delivered = [n for n, (code, outcomes, _) in results.items() if outcomes[0]["ok"]]
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| model")]
+    assert [r.split("|")[1].strip() for r in rows] == delivered
+    for name in results:
+        if name not in delivered:
+            assert name in text.split("Not delivered:")[1]
