@@ -159,6 +159,29 @@ def test_operator_table_matches_the_installed_wheel():
     assert b"Register_BIDIRECTIONAL_SEQUENCE_LSTMEv" not in so  # the refusal above is real
 
 
+@needs_tflm
+def test_tflm_backend_runs_the_bundled_model_like_litert(mnist):
+    """The bundled CNN int8 on TFLM's reference kernels gives LiteRT's answers, float or uint8 input."""
+    from mnistkit.models.data import to_float
+    from mnistkit.runtime import Classifier
+
+    path = ROOT / "runtime" / "assets" / "default.tflite"
+    micro = Classifier.load(path, backend="tflm")
+    assert micro.backend == "tflm" and micro.describe()["fixed_batch"] == 1
+    p = micro.predict_proba(mnist.x_test[:40])
+    assert np.array_equal(p, micro.predict_proba(to_float(mnist.x_test[:40])))
+    q = Classifier.load(path, backend="litert").predict_proba(mnist.x_test[:40])
+    assert (p.argmax(1) == q.argmax(1)).mean() >= 0.975 and (p.argmax(1) == mnist.y_test[:40]).mean() >= 0.95
+
+
+def test_tflm_backend_is_never_the_default():
+    from mnistkit.runtime import backends
+
+    assert "tflm" not in backends.choose("tflite", None)
+    with pytest.raises(Exception, match="cannot run .onnx"):
+        backends.choose("onnx", "tflm")
+
+
 # ------------------------------------------------------------------------------------------ CLI refusals
 
 
@@ -318,3 +341,17 @@ def test_report_section_lists_every_delivered_model(tflm_exports):
     for name in results:
         if name not in delivered:
             assert name in text.split("Not delivered:")[1]
+
+
+@pytest.mark.slow
+def test_tflm_backend_never_imports_tensorflow(tflm_exports):
+    import sys
+
+    out, _ = tflm_exports
+    code = ("import sys, numpy as np; from mnistkit.runtime import Classifier; "
+            "c = Classifier.load(sys.argv[1], backend='tflm'); c.predict_proba(np.zeros((2, 28, 28), np.float32)); "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]; "
+            "print(c.backend, bad)")
+    proc = subprocess.run([sys.executable, "-c", code, str(out / "mlp_int8_tflm.tflite")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "tflm []"
