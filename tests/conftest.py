@@ -42,3 +42,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def zoo_sources(tmp_path_factory, mnist):
+    """Zoo models trained briefly (seeded) on first use, shared by the slow export tests: name -> .keras."""
+    from tests.test_export_matrix import _Sources
+
+    return _Sources(tmp_path_factory.mktemp("zoo-sources"), mnist)

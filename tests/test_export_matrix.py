@@ -66,8 +66,8 @@ class _Sources(dict):
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory, mnist) -> _Sources:
-    return _Sources(tmp_path_factory.mktemp("sources"), mnist)
+def sources(zoo_sources) -> _Sources:
+    return zoo_sources
 
 
 @pytest.fixture(scope="module")

@@ -216,13 +216,12 @@ def test_artifact_names():
 
 
 @pytest.fixture(scope="module")
-def tflm_exports(tmp_path_factory, mnist):
-    """Every zoo model trained briefly (seeded), exported with `mnistkit export --format tflm`."""
-    from tests.test_export_matrix import _Sources
-
+def tflm_exports(tmp_path_factory, zoo_sources):
+    """Every zoo model trained briefly (seeded; shared with test_export_matrix), exported with
+    `mnistkit export --format tflm`."""
     if importlib.util.find_spec("tflite_micro") is None:
         pytest.skip("tflite-micro not installed")
-    sources = _Sources(tmp_path_factory.mktemp("tflm-sources"), mnist)
+    sources = zoo_sources
     out = tmp_path_factory.mktemp("tflm-exports")
     results = {}
     from mnistkit.models.zoo import MODEL_NAMES

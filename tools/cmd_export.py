@@ -36,7 +36,9 @@ def export(ctx, source, fmt, quantize, calibration_samples, seed, out, force, da
            min_agreement, max_delta_p, max_accuracy_delta):
     """Export SOURCE (a .keras file or a training run folder) and prove each file against it.
 
-    Writes OUT/<model>_<mode>.<tflite|onnx> plus a <file>.json manifest per file. Every file is run
+    Writes OUT/<model>_<mode>.<tflite|onnx> plus a <file>.json manifest per file; --format tflm writes
+    OUT/<model>_int8_tflm.tflite with <stem>_model_data.h/.cc and <stem>_op_resolver.h, proven on the
+    TFLite Micro interpreter. Every file is run
     through the device runtime on the test set; one that misses its mode's parity thresholds is not
     written. Each conversion runs in a child process, so a converter crash fails only that file.
     Exits 1 if any requested file could not be delivered.
