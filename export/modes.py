@@ -88,7 +88,8 @@ FLOAT_OP_HINTS: dict[tuple[Format, str, str], str] = {
 def suggestion(model: str, fmt: Format, mode: Mode) -> str:
     """One phrase naming what to use instead of a failing combination."""
     if Format(fmt) is Format.TFLM:
-        return "TFLite Micro runs full int8 only: try another --calibration-samples or --seed, or use --format tflite"
+        return ("TFLite Micro runs full int8 only: if parity failed, try another --calibration-samples or --seed; "
+                "for a CPU or Raspberry Pi target use --format tflite")
     alts = [m.value for m in FALLBACKS[Mode(mode)] if (model, Format(fmt), m) not in KNOWN_LIMITS]
     if not alts:
         return "report this model; no alternative mode is known"
