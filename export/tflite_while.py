@@ -190,9 +190,11 @@ def int8_carry(data: bytes) -> tuple[bytes, list[str]]:
                 qa_t = B.tensors[Qb.outputs[0]]
                 # exit of the body
                 bo = B.outputs[k]
+                # with a static batch the converter leaves a loop invariant as the float input itself
+                same = bo == bi and list(B.outputs).count(bo) == 1
                 P = next((op for op in B.operators if bo in op.outputs), None)
-                if P is None or cc[P.opcodeIndex] != BO.DEQUANTIZE or \
-                        sum(bo in op.inputs for op in B.operators) or list(B.outputs).count(bo) != 1:
+                if not same and (P is None or cc[P.opcodeIndex] != BO.DEQUANTIZE or
+                                 sum(bo in op.inputs for op in B.operators) or list(B.outputs).count(bo) != 1):
                     log.append(f"k={k}: body exit is not a DEQUANTIZE; left float")
                     continue
                 # main graph side
@@ -210,9 +212,12 @@ def int8_carry(data: bytes) -> tuple[bytes, list[str]]:
                 # --- body: carry int8 with the entry QUANTIZE's parameters
                 B.inputs[k] = Qb.outputs[0]
                 B.operators.remove(Qb)
-                x = P.inputs[0]
+                x = P.inputs[0] if P is not None else None
                 R = next((op for op in B.operators if x in op.outputs), None)
-                if R is not None and cc[R.opcodeIndex] == BO.RESHAPE and R.inputs[0] == B.inputs[k] \
+                if same:
+                    B.outputs[k] = B.inputs[k]
+                    how = "pass-through"
+                elif R is not None and cc[R.opcodeIndex] == BO.RESHAPE and R.inputs[0] == B.inputs[k] \
                         and sum(x in op.inputs for op in B.operators) == 1:
                     B.outputs[k] = B.inputs[k]          # loop invariant: pure pass-through
                     B.operators.remove(R)
