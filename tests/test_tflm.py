@@ -76,6 +76,10 @@ def test_model_data_round_trips_on_the_host(tmp_path, lang):
     src_lang = ["-x", lang, "cnn_int8_tflm_model_data.cc", "-x", lang, "main.c"]
     std = ["-std=c++17"] if lang == "c++" else ["-std=c11"]
     _run(cc, *std, "-Wall", "-Wextra", "-Werror", *src_lang, "-o", "prog", cwd=tmp_path)
+    if lang == "c":  # the usual mix: the .cc built as C++, linked into a C program
+        _run(_compiler("g++"), "-Wall", "-Werror", "-c", "cnn_int8_tflm_model_data.cc", "-o", "data.o", cwd=tmp_path)
+        _run(cc, "-Wall", "-Werror", "-c", "main.c", "-o", "main.o", cwd=tmp_path)
+        _run(cc, "main.o", "data.o", "-o", "prog", cwd=tmp_path)
     out = subprocess.run([str(tmp_path / "prog")], capture_output=True)
     assert out.returncode == 0, "array not 16-byte aligned"
     assert out.stdout == data
