@@ -1,4 +1,7 @@
-"""The JSON manifest written beside every exported file (``<artifact file>.json``).
+"""Building the JSON manifest written beside every exported file.
+
+Where it goes (``<artifact file>.json``) and how a device reads and verifies it is
+``mnistkit.runtime.manifest``; this module only builds and writes it.
 
 It records where the file came from (sha256 of artifact and source), what it is (format, mode,
 input/output dtypes and quantization parameters, operator census with the quantized share, how
@@ -13,21 +16,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnistkit.export.base import SourceModel, census_note
-from mnistkit.export.modes import ExportConfig, Format, manifest_name
+from mnistkit.export.base import census_note
+from mnistkit.export.modes import ExportConfig, Format
 from mnistkit.models.artifacts import sha256_file, tool_versions, write_json_atomic
+from mnistkit.models.source import SourceModel
+from mnistkit.runtime.manifest import manifest_path
 
 SCHEMA_VERSION = 1
 TOOLS = (
     "mnistkit", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
     "onnxconverter-common", "ai-edge-litert", "numpy",
 )
-
-
-def manifest_path(artifact: str | os.PathLike) -> Path:
-    """Path of the manifest beside ``artifact``."""
-    artifact = Path(artifact)
-    return artifact.with_name(manifest_name(artifact.name))
 
 
 def build(
@@ -96,7 +95,7 @@ def write(manifest: dict[str, Any], artifact: str | os.PathLike) -> Path:
 
     The manifest gets the artifact's permission bits (the atomic writer's temp files are 0600).
     """
-    path = write_json_atomic(manifest_path(artifact), manifest)
+    path = write_json_atomic(manifest_path(Path(artifact)), manifest)
     with contextlib.suppress(OSError):
         os.chmod(path, Path(artifact).stat().st_mode & 0o777)
     return path

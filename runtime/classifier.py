@@ -9,7 +9,7 @@ One ``Classifier`` may be used from several threads at once; answers equal seque
 TFLite interpreter is not thread-safe, so each extra thread gets its own interpreter on the same
 model bytes (made on its first call; the interpreter releases the GIL, so threads run in parallel).
 The alternative, one interpreter behind a lock, is kept (``concurrency="lock"``) and measured in
-tools/bench_runtime.py. onnxruntime sessions are thread-safe and are shared.
+tools/bench/runtime_overhead.py. onnxruntime sessions are thread-safe and are shared.
 """
 
 from __future__ import annotations

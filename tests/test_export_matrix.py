@@ -26,7 +26,8 @@ from click.testing import CliRunner
 
 from mnistkit.models.artifacts import sha256_file
 from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
-from mnistkit.tools import parity
+from mnistkit.export import parity
+from mnistkit.export.mode_rules import DEFAULT_THRESHOLDS
 from mnistkit.tools.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -115,7 +116,7 @@ def test_full_matrix(name, sources, exports):
         assert manifest["artifact"]["sha256"] == sha256_file(target)
         assert manifest["source"]["sha256"] == sha256_file(sources[name])
         assert (manifest["model"], manifest["format"], manifest["mode"]) == key
-        th = parity.DEFAULT_THRESHOLDS[o["mode"]]
+        th = DEFAULT_THRESHOLDS[o["mode"]]
         mp = manifest["parity"]
         assert mp["passed"] and mp["count"] == PARITY_IMAGES
         assert mp["agreement"] >= th.min_agreement - 1e-9
@@ -171,19 +172,30 @@ def test_parity_command_matches_export(sources, exports, tmp_path):
 
 
 def test_library_export_api(sources, tmp_path, mnist):
-    """The in-process API: export(model_path, config, out_dir) -> Path, then describe()."""
-    from mnistkit.export.base import describe, export
-    from mnistkit.export.modes import ExportConfig
+    """mnistkit.export.export gives a Python caller the CLI's guarantees: isolated conversion, parity
+    through the runtime, manifest, atomic publish; a refusal writes nothing."""
+    from mnistkit.export import export
+    from mnistkit.export.onnx import describe
     from mnistkit.models.data import to_float
     from mnistkit.runtime import Classifier
 
-    path = export(sources["mlp"], ExportConfig("onnx", "dynamic"), tmp_path)
-    assert path == tmp_path / "mlp_dynamic.onnx"
-    ops = describe(path, "onnx")["ops"]
+    lines: list[str] = []
+    loose = {"min_agreement": 0.95, "max_accuracy_delta_pp": 5.0}  # a briefly trained MLP, 500 images
+    (ok,) = export(sources["mlp"], "onnx", "dynamic", tmp_path, parity_limit=500, echo=lines.append, overrides=loose)
+    # float32 is never bit-identical to Keras, so a max |delta p| of 0 must refuse the file.
+    (refused,) = export(sources["mlp"], ["onnx"], ["none"], tmp_path, parity_limit=500, overrides={"max_delta_p": 0.0})
+    assert ok.ok and ok.target == tmp_path / "mlp_dynamic.onnx" and ok.result.count == 500
+    manifest = json.loads((tmp_path / "mlp_dynamic.onnx.json").read_text())
+    assert manifest["artifact"]["sha256"] == sha256_file(ok.target) and manifest["parity"]["passed"]
+    assert not refused.ok and "parity failed" in refused.message and not refused.target.exists()
+    assert not (tmp_path / "mlp_none.onnx.json").exists()
+    assert any(line.startswith("mlp_dynamic.onnx: acc") for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp_dynamic.onnx", "mlp_dynamic.onnx.json"]
+    ops = describe(ok.target)["ops"]
     assert ops["weighted_by_precision"]["int8-weights"]["MatMulInteger"] == 3 and not ops["left_in_float32"]
     x, y = to_float(mnist.x_test[:500]), mnist.y_test[:500]
     src = parity.source_probabilities(sources["mlp"], x)
-    fig = parity.compare(src, Classifier.load(path).predict_proba(x), y, artifact=path.name, mode="dynamic")
+    fig = parity.compare(src, Classifier.load(ok.target).predict_proba(x), y, artifact=ok.target.name, mode="dynamic")
     assert fig.agreement >= 0.99
 
 

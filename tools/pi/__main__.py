@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from mnistkit.runtime.errors import MnistkitError
+from mnistkit.runtime.guard import script_guarded
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -134,14 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("--mnist must be >= 0 and --images >= 1")
     if getattr(args, "args", None) and args.args[:1] == ["--"]:
         args.args = args.args[1:]
-    try:
-        return args.func(args)
-    except MnistkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return script_guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":
