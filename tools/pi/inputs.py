@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistkit.export.modes import parse_artifact_name
-from mnistkit.tools.pi.common import REPO_ROOT, StepError
+from mnistkit.tools.pi.common import StepError, checkout_root
 
 def find_artifacts(folder: Path) -> list[Path]:
     """Every ``<model>_<mode>.tflite|onnx`` in ``folder`` (by model, then TFLite before ONNX, then mode none..int16x8).
@@ -29,7 +29,7 @@ def mnist_images(count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``count`` MNIST test images as float32 (N, 28, 28) in [0, 1], and their labels."""
     from mnistkit.models.data import load_mnist, to_float
 
-    data_dir = os.environ.get("MNISTKIT_DATA") or str(REPO_ROOT.parent / "shared" / "data" / "mnist")
+    data_dir = os.environ.get("MNISTKIT_DATA") or str(checkout_root().parent / "shared" / "data" / "mnist")
     try:
         mnist = load_mnist(data_dir)
     except Exception as exc:  # noqa: BLE001 - DataError and friends: say which step

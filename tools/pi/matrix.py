@@ -27,7 +27,7 @@ import numpy as np
 
 from mnistkit.export.modes import parse_artifact_name
 from mnistkit.tools.pi import sysroot, tflrt, wheels
-from mnistkit.tools.pi.common import REPO_ROOT, log
+from mnistkit.tools.pi.common import checkout_root, log
 from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
 from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
 from mnistkit.tools.pi.targets import Target, host, probe_predict
@@ -91,7 +91,7 @@ def _source_of(artifact: Path) -> Path | None:
         file = Path(manifest["source"]["file"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    for cand in (file, artifact.parent / file, REPO_ROOT / file):
+    for cand in (file, artifact.parent / file, checkout_root() / file):
         if cand.is_file():
             return cand
     return None
