@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnistkit.export.base import census_note
 from mnistkit.export.modes import ExportConfig, Format
 from mnistkit.models.artifacts import sha256_file, tool_versions, write_json_atomic
 from mnistkit.models.source import SourceModel
@@ -31,7 +30,7 @@ TOOLS = (
 
 def build(
     *, artifact: Path, final_name: str, source: SourceModel, config: ExportConfig,
-    info: dict[str, Any], parity: dict[str, Any], seconds: float, notes: list[str] | None = None,
+    info: dict[str, Any], parity: dict[str, Any], seconds: float, notes: list[str],
 ) -> dict[str, Any]:
     """Assemble the manifest of one exported file.
 
@@ -43,14 +42,14 @@ def build(
         info: ``describe()`` output plus 'calibration' and 'graph' (from the worker).
         parity: parity figures of the file against the source.
         seconds: conversion wall time.
-        notes: plain-language remarks (what stayed float and why, size surprises); None derives
-            the float32 leftovers note from ``info``.
+        notes: plain-language remarks (what stayed float and why, size surprises); the graph note
+            is added here.
 
     Returns:
         A JSON-ready dict following the project's manifest contract.
     """
     ops = info["ops"]
-    notes = list(notes) if notes is not None else [n for n in [census_note(config.format, config.mode.value, ops)] if n]
+    notes = list(notes)
     if info.get("graph") == "unrolled":
         notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
     elif info.get("graph") == "loop":

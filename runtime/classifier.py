@@ -36,8 +36,6 @@ class Classifier:
 
     def __init__(self, engine: Engine, *, path: Path, fmt: str, manifest_data: dict | None,
                  concurrency: str = "per-thread"):
-        if concurrency not in ("per-thread", "lock"):
-            raise UsageError(f"concurrency must be 'per-thread' or 'lock', not {concurrency!r}")
         self._engine = engine
         self._lock = threading.Lock()
         self._local = threading.local()
