@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistkit.export import base, c_source, tflite
+from mnistkit.export import c_source, tflite
 from mnistkit.export.modes import ExportConfig
 from mnistkit.export.tflm_ops import TESTED_VERSION, resolver_methods
 from mnistkit.runtime.errors import BackendUnavailableError, ExportError
@@ -189,11 +189,3 @@ def companion_names(final_name: str) -> list[str]:
     stem = Path(final_name).stem
     return [f"{stem}_model_data.h", f"{stem}_model_data.cc", f"{stem}_op_resolver.h"]
 
-
-def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike) -> Path:
-    """Write ``out_dir/<model>_int8_tflm.tflite`` (atomic write; the C sources come from ``mnistkit export``).
-
-    Raises:
-        ExportError: the conversion failed or TFLM cannot run the result.
-    """
-    return base.convert_and_write(model_path, config, out_dir, convert)

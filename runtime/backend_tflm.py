@@ -15,9 +15,6 @@ from mnistkit.runtime.errors import ModelError
 from mnistkit.runtime.quant import Dequantizer, PixelConverter, Quantizer
 
 NAME = "tflm"
-PACKAGE = "tflite-micro"
-MODULE = "tflite_micro"
-FORMATS = ("tflite",)
 
 #: Arena tried first (bytes); doubled up to _MAX_ARENA while the model does not fit.
 _ARENA = 1 << 20

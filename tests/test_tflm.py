@@ -322,7 +322,7 @@ def test_example_sketch_uses_the_generated_symbols(tmp_path):
 
 
 def test_board_fit_rule():
-    from mnistkit.tools.report_tflm import BOARDS, fits
+    from mnistkit.tools.report.tflm import BOARDS, fits
 
     nano = next(b for b in BOARDS if "Nano 33" in b.name)
     esp = next(b for b in BOARDS if "ESP32-S3" in b.name)
@@ -334,7 +334,7 @@ def test_board_fit_rule():
 
 @pytest.mark.slow
 def test_report_section_lists_every_delivered_model(tflm_exports):
-    from mnistkit.tools.report_tflm import section
+    from mnistkit.tools.report.tflm import section
 
     out, results = tflm_exports
     text = section(out)

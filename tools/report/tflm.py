@@ -84,7 +84,11 @@ def section(exports: Path, summary_path: Path | None = None) -> str:
             "and the recommended size adds 10%. Agreement and accuracy: the file on the TFLM interpreter against the "
             "Keras source. A board fits a model when the array takes at most "
             f"{HEADROOM:.0%} of its flash and the recommended arena at most {HEADROOM:.0%} of its RAM (the rest is "
-            "left for the TFLM library, the application and the stack)."]
+            "left for the TFLM library, the application and the stack).",
+            "Recurrent models run as the full-int8 WHILE-loop graph of the TFLite export (one copy of the time step) "
+            "rebuilt with a batch of 1, on TFLM's WHILE kernel. The free-batch `--format tflite` file does not "
+            "prepare on TFLM (a RESHAPE over the dynamic batch). TFLM also has a fused UNIDIRECTIONAL_SEQUENCE_LSTM "
+            "kernel, but Keras 3 never emits that op."]
     if not rows:
         return "\n\n".join(head + ["No tflm exports found: run `make tflm-exports`."])
     table = ["| model | flash KB | arena KB (min / recommended) | TFLM agreement | TFLM accuracy (Keras) | operators | "
