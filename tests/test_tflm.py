@@ -211,7 +211,14 @@ def test_artifact_names():
     from mnistkit.export.modes import artifact_name
     from mnistkit.export.tflm import companion_names
 
+    from mnistkit.export.modes import Format, parse_artifact_name
+    from mnistkit.export.pipeline import expand
+
     assert artifact_name("cnn", "tflm", "int8") == "cnn_int8_tflm.tflite"
+    assert parse_artifact_name("cnn_int8_tflm.tflite").format is Format.TFLM
+    assert parse_artifact_name("cnn_int8.tflite").format is Format.TFLITE
+    assert expand(["all"], Format) == [Format.TFLITE, Format.ONNX]  # tflm only when named
+    assert expand(["all", "tflm"], Format)[-1] is Format.TFLM
     assert companion_names("cnn_int8_tflm.tflite") == [
         "cnn_int8_tflm_model_data.h", "cnn_int8_tflm_model_data.cc", "cnn_int8_tflm_op_resolver.h"]
 
