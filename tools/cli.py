@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("mnistkit.runtime.cli:classify", "Classify digit images with an exported model (no TensorFlow)."),
     "bench": ("mnistkit.tools.cmd_bench:bench", "Measure size, latency, throughput and memory of models."),
     "report": ("mnistkit.tools.cmd_report:report", "Regenerate REPORT.md and its charts."),
+    "serve": ("mnistkit.tools.serve.cmd:serve", "Serve a web page and JSON API that classify digits."),
 }
 
 
