@@ -43,6 +43,27 @@ def error(status: int, message: str) -> JSONResponse:
                         headers={"X-Content-Type-Options": "nosniff"})
 
 
+class DeclaredSizeGuard:
+    """Answer 413 in JSON when Content-Length is over the limit, before the app reads anything.
+
+    Starlette's ``RequestBodyLimitMiddleware`` (inside this one) counts the bytes of bodies without
+    a Content-Length; for declared sizes it would answer in plain text, so this check comes first.
+    """
+
+    def __init__(self, app, max_body_size: int, message: str):
+        self.app = app
+        self.max_body_size = max_body_size
+        self.message = message
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.max_body_size:
+                await error(413, self.message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(state: api.ServeState) -> Starlette:
     """Build the application around a loaded classifier and its worker pool.
 
@@ -99,7 +120,11 @@ def create_app(state: api.ServeState) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestBodyLimitMiddleware, max_body_size=state.limits.max_upload_bytes)],
+        middleware=[
+            Middleware(DeclaredSizeGuard, max_body_size=state.limits.max_upload_bytes,
+                       message=api.upload_too_large(state.limits)),
+            Middleware(RequestBodyLimitMiddleware, max_body_size=state.limits.max_upload_bytes),
+        ],
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected},
     )
     app.state.serve = state
