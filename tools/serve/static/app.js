@@ -46,6 +46,7 @@ function resetResult() {
 }
 
 function showMessage(text) {
+  resetResult();
   $("message").textContent = text;
   $("message").hidden = false;
   $("digit").textContent = "?";
@@ -129,6 +130,7 @@ function sendFile(input) {
   if (!file) return;
   const preview = $("photo");
   if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.onerror = () => { preview.hidden = true; }; // not a picture the browser can show
   preview.src = URL.createObjectURL(file);
   preview.hidden = false;
   if (file.size > maxUpload) {
