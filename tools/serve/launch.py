@@ -46,7 +46,8 @@ class Running:
         return "".join(self.output)
 
 
-def start(*args: str, prelude: str = "", timeout: float = 60.0, env: dict | None = None) -> Running:
+def start(*args: str, prelude: str = "", timeout: float = 60.0, env: dict | None = None,
+          python: list[str] | None = None) -> Running:
     """Run ``mnistkit serve --port 0 ARGS`` (in ``sys.executable``) and wait for /healthz.
 
     Args:
@@ -54,6 +55,7 @@ def start(*args: str, prelude: str = "", timeout: float = 60.0, env: dict | None
         prelude: Python code run before the CLI in the child (e.g. to block a module).
         timeout: seconds to wait for the URL and the first /healthz answer.
         env: environment of the child (default: this one).
+        python: the interpreter's argv (default ``[sys.executable]``; e.g. an emulated Pi's under qemu).
 
     Returns:
         The running server; ``startup_s`` is from spawning the process to the first /healthz answer.
@@ -64,7 +66,7 @@ def start(*args: str, prelude: str = "", timeout: float = 60.0, env: dict | None
     code = (prelude + "\nimport sys\nfrom mnistkit.tools.cli import cli\n"
             "cli.main(args=['serve', '--port', '0', *sys.argv[1:]], prog_name='mnistkit')\n")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-u", "-c", code, *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*(python or [sys.executable]), "-u", "-c", code, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env or dict(os.environ))
     running = Running(proc, "", 0.0)
     found = threading.Event()

@@ -7,7 +7,8 @@ Starts ``mnistkit serve`` (default model, default options) on a free port of 127
 keep-alive) one after the other. Photos: a photo-like labelled set made by ``make_samples`` (needs
 MNIST and fonts), else the bundled samples. Prints and writes (``--out``, default
 ``reports/serve_load.{json,md,png}``): requests/s, latency p50/p90/p99/max as the clients saw it,
-errors (transport failures and non-200 answers), wrong answers (label vs the file's true digit),
+errors (transport failures such as dropped connections, and non-200 answers), requests not sent
+because the time cap came first, wrong answers (label vs the file's true digit),
 the server's RSS every second, and the server's start-up time (spawn to the first /healthz answer,
 median of 5). Bounded in count and in time (``--max-seconds``: the clients stop when it is reached).
 The clients run on the same machine as the server and share its cores: say so with the figures.
@@ -118,8 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="stop the clients after this long")
     parser.add_argument("--out", type=Path, default=Path("reports/serve_load"),
                         help="prefix of the .json/.md/.png outputs (default reports/serve_load)")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="only re-write the .md/.png of a run measured before (its .json)")
     parser.add_argument("serve_args", nargs="*", help="extra `mnistkit serve` options, after --")
     args = parser.parse_args(argv)
+    if args.render:
+        summary = json.loads(args.render.read_text())
+        summary.setdefault("not_sent", summary.pop("dropped", 0))  # the key's first name
+        summary["rss_drift_mib_per_min"] = rss_drift(summary["rss_series_mib"])
+        write_outputs(args.out, summary)
+        print(markdown(summary))
+        return 0
     if not (1 <= args.clients <= 256 and 1 <= args.requests <= 100_000 and 1 <= args.max_seconds <= 3600):
         parser.error("--clients 1-256, --requests 1-100000, --max-seconds 1-3600")
 
@@ -158,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     steady = [v for t, v in rss if t >= 10] or [v for _, v in rss]
     summary = {
         "clients": args.clients, "requests_per_client": args.requests, "planned": total, "sent": sent,
-        "ok": len(lat), "errors": errors, "error_kinds": result["errors"], "dropped": total - sent,
+        "ok": len(lat), "errors": errors, "error_kinds": result["errors"], "not_sent": total - sent,
         "stopped_by_time": result["stopped_by_time"], "wrong_answers": result["wrong"],
         "photos": len(photos), "seconds": round(result["seconds"], 2),
         "requests_per_s": round(len(lat) / result["seconds"], 1),
@@ -168,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                     "max": round(max(v for _, v in rss) / 1024, 1), "last": round(rss[-1][1] / 1024, 1)}
         if rss else None,
         "rss_series_mib": [[round(t, 1), round(v / 1024, 1)] for t, v in rss],
+        "rss_drift_mib_per_min": rss_drift([[t, v / 1024] for t, v in rss]),
         "startup_s": {"median": round(statistics.median(starts), 3), "runs": [round(s, 3) for s in starts]},
         "server_alive_at_end": alive, "server_exit_code": code,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work; the clients run on "
@@ -175,7 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_outputs(args.out, summary)
     print(markdown(summary))
-    return 0 if errors == 0 and summary["dropped"] == 0 else 1
+    return 0 if errors == 0 and summary["not_sent"] == 0 else 1
+
+
+def rss_drift(series: list[list[float]], after_s: float = 300.0) -> float | None:
+    """Slope of a least-squares line through the RSS samples taken after ``after_s`` (MiB per minute)."""
+    import numpy as np
+
+    tail = np.array([p for p in series if p[0] >= after_s], dtype=float)
+    if len(tail) < 10:
+        return None
+    return round(float(np.polyfit(tail[:, 0], tail[:, 1], 1)[0]) * 60, 3)
 
 
 def markdown(s: dict) -> str:
@@ -186,16 +207,18 @@ def markdown(s: dict) -> str:
         f"requests, one photo-like digit per request, multipart, keep-alive, 127.0.0.1; default model and options; "
         f"{s['machine']}):",
         "",
-        "| requests | errors | dropped | wrong answers | req/s | p50 | p90 | p99 | max | server RSS (first / after 10 s min / max / last) | start-up (median of 5) |",
+        "| answered | errors (incl. dropped connections) | not sent (time cap) | wrong answers | req/s | p50 | p90 | p99 | max | server RSS (first / after 10 s min / max / last) | start-up (median of 5) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {s['ok']:,} of {s['planned']:,} | {s['errors']} | {s['dropped']} | {s['wrong_answers']} "
+        f"| {s['ok']:,} of {s['planned']:,} | {s['errors']} | {s['not_sent']} | {s['wrong_answers']} "
         f"({s['wrong_answers'] / max(1, s['ok']):.2%}) | {s['requests_per_s']} | {lat.get('p50')} ms | {lat.get('p90')} ms "
         f"| {lat.get('p99')} ms | {lat.get('max')} ms | {rss.get('first')} / {rss.get('min_after_10s')} / "
         f"{rss.get('max')} / {rss.get('last')} MiB | {s['startup_s']['median']:.2f} s |",
         "",
         f"Latency is what the clients saw (queueing behind the other {s['clients'] - 1} clients included), on "
         f"cores that the clients themselves also use: read it as contended, not as the server's speed on an "
-        f"idle machine. Wrong answers are against each photo's true digit.",
+        f"idle machine. Wrong answers are against each photo's true digit (the photo-like set's accuracy)."
+        + (f" Server RSS after the first 300 s: a fitted drift of {s['rss_drift_mib_per_min']:+.2f} MiB per minute."
+           if s.get("rss_drift_mib_per_min") is not None else ""),
     ])
 
 
