@@ -100,14 +100,24 @@ async def run_clients(url: str, photos, clients: int, requests: int, max_seconds
             "seconds": time.perf_counter() - t_start, "stopped_by_time": time.perf_counter() > deadline}
 
 
-def startup_times(runs: int = 5) -> list[float]:
-    """Seconds from spawning ``mnistkit serve`` to its first /healthz answer, ``runs`` times."""
-    out = []
+def startup_times(runs: int = 5) -> tuple[list[float], list[float]]:
+    """Seconds from spawning ``mnistkit serve`` to its first /healthz answer, ``runs`` times, interleaved
+    with a reference on the same machine at the same moment: ``python -m mnistkit.runtime`` classifying
+    one bundled photo, from spawn to exit (the device CLI's cold start)."""
+    import subprocess
+
+    from mnistkit.runtime.cli import ASSETS
+
+    serve, classify = [], []
     for _ in range(runs):
         running = launch.start()
-        out.append(running.startup_s)
+        serve.append(running.startup_s)
         running.stop()
-    return out
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mnistkit.runtime", str(ASSETS / "samples" / "7_handwritten.png")],
+                       capture_output=True, timeout=120)
+        classify.append(time.perf_counter() - t0)
+    return serve, classify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = photo_set(args.photos, Path(tmp) / "photos")
     print(f"load: {len(photos)} photos ({sum(len(p[1]) for p in photos) / len(photos) / 1024:.1f} KB mean); "
           "measuring start-up (5 runs)", flush=True)
-    starts = startup_times()
+    starts, classify_starts = startup_times()
     running = launch.start(*args.serve_args)
     pid = running.proc.pid
     rss: list[tuple[float, int]] = []
@@ -179,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         if rss else None,
         "rss_series_mib": [[round(t, 1), round(v / 1024, 1)] for t, v in rss],
         "rss_drift_mib_per_min": rss_drift([[t, v / 1024] for t, v in rss]),
-        "startup_s": {"median": round(statistics.median(starts), 3), "runs": [round(s, 3) for s in starts]},
+        "startup_s": {"median": round(statistics.median(starts), 3), "runs": [round(s, 3) for s in starts],
+                      "classify_cli_median": round(statistics.median(classify_starts), 3),
+                      "classify_cli_runs": [round(s, 3) for s in classify_starts]},
         "server_alive_at_end": alive, "server_exit_code": code,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work; the clients run on "
                    "the same cores as the server",
@@ -217,6 +229,9 @@ def markdown(s: dict) -> str:
         f"Latency is what the clients saw (queueing behind the other {s['clients'] - 1} clients included), on "
         f"cores that the clients themselves also use: read it as contended, not as the server's speed on an "
         f"idle machine. Wrong answers are against each photo's true digit (the photo-like set's accuracy)."
+        + (f" Start-up is from spawning `mnistkit serve` to its first answer; measured interleaved with "
+           f"`python -m mnistkit.runtime PHOTO` (spawn to exit), which took {s['startup_s']['classify_cli_median']:.2f} s "
+           f"median at the same time." if "classify_cli_median" in s.get("startup_s", {}) else "")
         + (f" Server RSS after the first 300 s: a fitted drift of {s['rss_drift_mib_per_min']:+.2f} MiB per minute."
            if s.get("rss_drift_mib_per_min") is not None else ""),
     ])
