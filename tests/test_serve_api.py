@@ -264,24 +264,50 @@ def test_concurrent_requests_answer_like_sequential_ones(client, server):
     assert "Traceback" not in server.text()
 
 
-def test_a_real_decompression_bomb_is_refused_without_decoding(tmp_path):
+@pytest.fixture(scope="module")
+def strict_server():
+    """A second server: one worker thread, a 2-second time limit per request."""
+    running = launch.start("--threads", "1", "--timeout", "2")
+    yield running
+    running.stop()
+
+
+def test_a_real_decompression_bomb_is_refused_without_decoding(strict_server):
     """A real 64-megapixel PNG (~60 KB): the server's peak memory must not grow by its 64 MB."""
     bomb = encode(PIL_Image.new("L", (8000, 8000), 0), "PNG", optimize=False)
     assert len(bomb) < 2**20
-    running = launch.start("--threads", "1")
-    try:
-        def peak_kb() -> int:
-            status = Path(f"/proc/{running.proc.pid}/status").read_text()
-            return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
 
-        with httpx.Client(base_url=running.url, timeout=30) as c:
-            c.post("/api/classify", files=[("image", ("a.png", (ASSETS / "samples" / "2_printed.jpg").read_bytes()))])
-            before = peak_kb()
-            assert_error(c.post("/api/classify", files=[("image", ("bomb.png", bomb, "image/png"))]),
-                         413, "8000x8000", "without decoding")
-            assert peak_kb() - before < 32 * 1024
-    finally:
-        running.stop()
+    def peak_kb() -> int:
+        status = Path(f"/proc/{strict_server.proc.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+    with httpx.Client(base_url=strict_server.url, timeout=30) as c:
+        c.post("/api/classify", files=[("image", ("a.png", (ASSETS / "samples" / "2_printed.jpg").read_bytes()))])
+        before = peak_kb()
+        assert_error(c.post("/api/classify", files=[("image", ("bomb.png", bomb, "image/png"))]),
+                     413, "8000x8000", "without decoding")
+        assert peak_kb() - before < 32 * 1024
+
+
+def test_a_slow_upload_is_cut_off_with_408(strict_server):
+    """Headers, then 10 of the 5,000 announced bytes, then silence: answered 408 after the 2 s limit."""
+    import socket as socketlib
+
+    host, port = strict_server.url.split("//")[1].strip("/").split(":")
+    with socketlib.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(b"POST /api/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 5000\r\n\r\n" + b"\x89PNG\r\n\x1a\n..")
+        answer = b""
+        while b"}" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert json.loads(body)["error"].startswith("the upload took over 2 s")
+    with httpx.Client(base_url=strict_server.url, timeout=30) as c:  # and it goes on serving
+        assert c.get("/healthz").status_code == 200
 
 
 def test_ctrl_c_stops_cleanly_and_port_in_use_is_one_line():

@@ -237,10 +237,9 @@ async def _classify(request, state: ServeState) -> dict:
     deadline = loop.time() + limits.request_timeout_s
     debug = parse_flag("debug", request.query_params.get("debug"))
     top_k_raw = request.query_params.get("top_k")
-    try:
-        async with asyncio.timeout_at(deadline):
-            items, fields = await read_images(request, limits)
-    except TimeoutError:
+    try:  # asyncio.wait_for rather than asyncio.timeout: the package supports Python 3.10
+        items, fields = await asyncio.wait_for(read_images(request, limits), limits.request_timeout_s)
+    except asyncio.TimeoutError:
         raise ApiError(408, f"the upload took over {limits.request_timeout_s:g} s; "
                             "send a smaller image or retry on a faster network") from None
     top_k = parse_top_k(top_k_raw if top_k_raw is not None else fields.get("top_k"))
@@ -250,9 +249,8 @@ async def _classify(request, state: ServeState) -> dict:
     work = loop.run_in_executor(state.pool, classify_images, state.classifier, items, top_k, debug,
                                 limits.max_pixels)
     try:
-        async with asyncio.timeout_at(deadline):
-            records = await work
-    except TimeoutError:
+        records = await asyncio.wait_for(work, max(0.001, deadline - loop.time()))
+    except asyncio.TimeoutError:
         raise ApiError(503, f"classification took over {limits.request_timeout_s:g} s (server busy); "
                             "retry later or send fewer images") from None
     total_ms = sum(r["time_ms"] for r in records)

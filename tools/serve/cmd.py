@@ -82,5 +82,6 @@ def serve(model: Path | None, host: str, port: int, threads: int | None, max_upl
                    f"http://{socket.gethostname()}.local:{sock.getsockname()[1]}/ or this machine's IP",
                    err=True)
     sys.stdout.flush()
+    pool.submit(server.prime_decoder, clf)
     server.serve(state, sock, access_log=access_log)
     click.echo("mnistkit serve: stopped")

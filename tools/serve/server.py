@@ -101,3 +101,17 @@ def warm_up(clf, pool: ThreadPoolExecutor, threads: int) -> None:
 
     for future in [pool.submit(one) for _ in range(threads)]:
         future.result()
+
+
+def prime_decoder(clf) -> None:
+    """Decode and classify one bundled photo (run on a worker once the URL is printed).
+
+    Pillow and the preprocessing load on first use; doing it here, off the start-up path, spares
+    the first client that wait. A failure here is ignored: the first request would meet it anyway.
+    """
+    try:
+        from mnistkit.runtime.cli import ASSETS
+
+        clf.classify((ASSETS / "samples" / "1_handwritten.png").read_bytes())
+    except Exception:  # noqa: BLE001,S110 - best effort only
+        pass
