@@ -27,6 +27,8 @@ PIL_Image = pytest.importorskip("PIL.Image")
 
 from click.testing import CliRunner  # noqa: E402
 
+from _fixtures_runtime import eval_images, rt_models  # noqa: E402,F401
+
 from mnistkit.runtime.cli import ASSETS, DEFAULT_MODEL, classify  # noqa: E402
 from mnistkit.tools.serve import launch  # noqa: E402
 
@@ -369,3 +371,33 @@ def test_serving_never_imports_tensorflow():
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"label": 9, "heavy": []}
+
+
+def test_an_onnx_model_serves_concurrent_requests_like_the_library(rt_models, eval_images):
+    """--model with an .onnx file: onnxruntime's one shared session under 8 concurrent clients."""
+    pytest.importorskip("onnxruntime")
+    from mnistkit.runtime import Classifier
+
+    images = eval_images[0][:16]
+    pngs = [encode(PIL_Image.fromarray(im), "PNG") for im in images]
+    expected_labels = [p.label for p in Classifier.load(rt_models / "mlp_none.onnx").classify(images)]
+    running = launch.start("--model", str(rt_models / "mlp_none.onnx"), "--threads", "2", prelude=BLOCK_HEAVY)
+    got: dict[int, int] = {}
+    try:
+        def worker(k: int) -> None:
+            with httpx.Client(base_url=running.url, timeout=60) as c:
+                for i in range(k, len(pngs), 8):
+                    res = c.post("/api/classify", content=pngs[i], headers={"Content-Type": "image/png"})
+                    got[i] = res.json()["results"][0]["label"]
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        with httpx.Client(base_url=running.url, timeout=30) as c:
+            info = c.get("/api/model").json()
+    finally:
+        running.stop()
+    assert info["backend"] == "onnxruntime" and info["format"] == "onnx" and info["file"] == "mlp_none.onnx"
+    assert [got.get(i) for i in range(len(pngs))] == expected_labels

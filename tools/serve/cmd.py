@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-EXTRA_MODULES = ("starlette", "uvicorn", "python_multipart")
+EXTRA_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
 
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +43,7 @@ def serve(model: Path | None, host: str, port: int, threads: int | None, max_upl
     API: POST /api/classify, GET /api/model, GET /healthz, GET /openapi.json.
     """
     start = time.perf_counter()
-    missing = [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    missing = [pkg for mod, pkg in EXTRA_MODULES.items() if importlib.util.find_spec(mod) is None]
     if missing:
         raise click.ClickException(f"`mnistkit serve` needs packages that are not installed "
                                    f"({', '.join(missing)}); install them with: pip install \"mnistkit[serve]\"")
