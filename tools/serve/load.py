@@ -4,7 +4,7 @@
 
 Starts ``mnistkit serve`` (default model, default options) on a free port of 127.0.0.1, and runs
 ``--clients`` concurrent clients, each sending ``--requests`` requests (one photo each, multipart,
-keep-alive) one after the other. Photos: a photo-like labelled set made by ``make_samples`` (needs
+keep-alive) one after the other. Photos: a photo-like labelled set made by ``mnistkit.tools.scripts.make_samples`` (needs
 MNIST and fonts), else the bundled samples. Prints and writes (``--out``, default
 ``reports/serve_load.{json,md,png}``): requests/s, latency p50/p90/p99/max as the clients saw it,
 errors (transport failures such as dropped connections, and non-200 answers), requests not sent
@@ -36,7 +36,7 @@ def photo_set(count: int, folder: Path) -> list[tuple[str, bytes, int]]:
     """(file name, bytes, true digit) of ``count`` photo-like digits, or of the bundled samples."""
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "mnistkit.tools.make_samples", str(folder), "--count",
+    proc = subprocess.run([sys.executable, "-m", "mnistkit.tools.scripts.make_samples", str(folder), "--count",
                            str(count), "--seed", "11"], capture_output=True, text=True, timeout=600)
     files = sorted(folder.iterdir()) if proc.returncode == 0 else []
     if not files:

@@ -1,4 +1,4 @@
-"""``mnistkit serve``: the click command (a thin adapter; the work is in ``server``, ``app``, ``api``)."""
+"""``mnistkit serve``: the click command (a thin adapter; the work is in ``mnistkit.tools.serve``)."""
 
 from __future__ import annotations
 
