@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,6 +36,8 @@ needs_tflm = pytest.mark.skipif(importlib.util.find_spec("tflite_micro") is None
 
 def _compiler(name: str) -> str:
     path = shutil.which(name)
+    if path is None and os.environ.get("CI"):  # .ci/run installs them: a missing one is a CI failure
+        pytest.fail(f"{name} not installed; .ci/run should have installed it")
     if path is None:
         pytest.skip(f"{name} not installed (apt-get install {'gcc-arm-none-eabi' if 'arm' in name else 'g++'})")
     return path
