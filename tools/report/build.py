@@ -12,7 +12,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mnistkit.export.modes import FORMATS, MODES
+from mnistkit.export.modes import ALL_FORMATS, MODES
 from mnistkit.models.artifacts import write_bytes_atomic
 from mnistkit.models.recipes import REFERENCE_ACCURACY
 from mnistkit.models.zoo import MODEL_NAMES
@@ -283,7 +283,7 @@ def write_parity_summary(manifests: list[dict], path: Path) -> Path:
 
 def _missing_combinations(manifests: list[dict]) -> str:
     have = {(m["model"], m["format"], m["mode"]) for m in manifests}
-    missing = [f"{n} {f} {m}" for n in MODEL_NAMES for f in FORMATS for m in MODES
+    missing = [f"{n} {f.value} {m}" for n in MODEL_NAMES for f in ALL_FORMATS for m in MODES
                if (n, f, m) not in have and not (f == "onnx" and m == "int16x8")]
     if not missing:
         return ""

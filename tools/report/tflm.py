@@ -107,5 +107,6 @@ def section(exports: Path, summary_path: Path | None = None) -> str:
             "reason)." if missing else "")
     version = rows[0].get("tflite_micro")
     ops = "; ".join(f"{r['model']}: {', '.join(r['operators'])}" for r in rows)
-    return "\n\n".join([*head, "\n".join(table), boards, f"Operators per model ({'tflite-micro ' + version if version else ''}): "
-                        f"{ops}.", note])
+    parts = [*head, "\n".join(table), boards,
+             f"Operators per model ({'tflite-micro ' + version if version else ''}): {ops}.", note]
+    return "\n\n".join(p for p in parts if p)
