@@ -44,7 +44,7 @@ def to_csv_row(record: dict) -> dict:
         return {"source": record["source"], "error": record["error"]}
     row = {"source": record["source"], "label": record["label"], "confidence": record["confidence"],
            "top_k": ";".join(f"{label}:{p}" for label, p in record["top_k"])}
-    row.update({f"p{d}": p for d, p in enumerate(record["probabilities"])})
+    row.update({f"p{d}": p for d, p in enumerate(record.get("probabilities", ()))})
     return row
 
 
