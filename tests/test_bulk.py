@@ -273,3 +273,26 @@ def test_bulk_runtime_stands_alone(digits, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]" and len(records(out)) == 300
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_explicit_unreadable_file_is_a_per_item_error(digits, tmp_path):
+    root, labels = digits
+    locked = tmp_path / "locked.png"
+    locked.write_bytes(Path(sorted(labels)[0]).read_bytes())
+    locked.chmod(0)
+    res = run(str(locked), sorted(labels)[1])
+    assert res.exit_code == 1 and "cannot open" in res.stderr and "classified 1 of 2" in res.stdout
+
+
+def test_throughput_script_runs(digits):
+    """tools/bench_bulk.py stays runnable (tiny folder; its figures are not checked here)."""
+    pytest.importorskip("psutil")
+    from mnistkit.tools import bench_bulk
+
+    root, _ = digits
+    doc = {}
+    for name in ("jobs1", "jobs2"):
+        doc[name] = bench_bulk.run_once(root / "a" / "b", bench_bulk.RUNS[name], root.parent / f"{name}.jsonl")
+        assert doc[name]["images"] == 100 and doc[name]["peak_rss_mib"] > 10
+    assert bench_bulk.labels(root.parent / "jobs1.jsonl") == bench_bulk.labels(root.parent / "jobs2.jsonl")
