@@ -4,8 +4,8 @@ Classifies image files, folders, globs or a list of paths on stdin with an expor
 bundled default model when ``--model`` is not given. Each image gets one line (digit, confidence,
 top-k, time) or one error line; the others are still classified, and the exit code is 1 if anything
 failed, 130 if interrupted. Big jobs stream through ``mnistkit.runtime.bulk`` (records to a file as
-they arrive, parallel preprocessing, progress, resume). Library
-errors become one-line messages here (this is a CLI): exit 2 for usage errors, 1 for failures.
+they arrive, parallel preprocessing, progress, resume). Library errors become one-line messages
+through ``runtime.guard``: exit 2 for usage errors, 1 for failures.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from mnistkit.runtime.errors import MnistkitError, UsageError
+from mnistkit.runtime.errors import MnistkitError, ModelError, UsageError
+from mnistkit.runtime.guard import EXIT_FAILURE, EXIT_INTERRUPTED, click_guarded
 from mnistkit.runtime.sources import IMAGE_SUFFIXES  # noqa: F401 - importable from here as before
 
 ASSETS = Path(__file__).with_name("assets")
@@ -155,7 +156,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         except MnistkitError as exc:
             raise click.UsageError(str(exc)) from None
     try:
-        clf, load_ms = _load(model, backend, threads)
+        clf, load_ms = click_guarded(_load, model, backend, threads)
         job = BulkJob(clf, top_k=top_k, jobs=jobs, executor=executor, batch_size=batch_size)
     except BaseException:
         if writer is not None:
@@ -231,28 +232,22 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
             click.echo(_stage_line(stats, jobs, census, output), err=jsonl)
     if stats.interrupted:
         click.echo(_resume_hint(stats, output), err=True)
-        click.get_current_context().exit(130)
+        click.get_current_context().exit(EXIT_INTERRUPTED)
     if failed:
-        click.get_current_context().exit(1)
+        click.get_current_context().exit(EXIT_FAILURE)
 
 
 def _load(model: Path | None, backend: str | None, threads: int | None):
-    """Load the classifier (CLI errors for a bad model); return it and the load time in ms."""
+    """Load and warm up the classifier (the first invoke starts delegates, which print); return
+    it and the load time in ms."""
     from mnistkit.runtime.classifier import Classifier
 
     start = time.perf_counter()
-    try:
-        path = resolve_model(model)
-        with quiet_native_stderr():
-            clf = Classifier.load(path, backend=backend, threads=threads)
-            clf.warm_up()  # first invoke: delegates start here (and print here)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except MnistkitError as exc:
-        if model is None and not DEFAULT_MODEL.exists():
-            raise click.ClickException(f"the bundled default model is missing ({DEFAULT_MODEL}); "
-                                       "reinstall mnistkit or pass --model") from None
-        raise click.ClickException(str(exc)) from None
+    if model is None and not DEFAULT_MODEL.exists():
+        raise ModelError(f"the bundled default model is missing ({DEFAULT_MODEL}); reinstall mnistkit or pass --model")
+    with quiet_native_stderr():
+        clf = Classifier.load(resolve_model(model), backend=backend, threads=threads)
+        clf.warm_up()
     return clf, (time.perf_counter() - start) * 1e3
 
 

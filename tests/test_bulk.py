@@ -286,9 +286,9 @@ def test_explicit_unreadable_file_is_a_per_item_error(digits, tmp_path):
 
 
 def test_throughput_script_runs(digits):
-    """tools/bench_bulk.py stays runnable (tiny folder; its figures are not checked here)."""
+    """tools/bench/bulk.py stays runnable (tiny folder; its figures are not checked here)."""
     pytest.importorskip("psutil")
-    from mnistkit.tools import bench_bulk
+    from mnistkit.tools.bench import bulk as bench_bulk
 
     root, _ = digits
     doc = {}

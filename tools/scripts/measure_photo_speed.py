@@ -1,8 +1,8 @@
 """Time the photo path against a bare Pillow decode + grayscale + resize of the same files.
 
-    python -m mnistkit.tools.measure_photo_speed FOLDER [--limit 400] [--rounds 5] [--model M] [--json]
+    python -m mnistkit.tools.scripts.measure_photo_speed FOLDER [--limit 400] [--rounds 5] [--model M] [--json]
 
-For every image file in FOLDER (e.g. written by ``python -m mnistkit.tools.make_samples``), each
+For every image file in FOLDER (e.g. written by ``python -m mnistkit.tools.scripts.make_samples``), each
 round times, one file right after the other (so a slow spell of a shared machine hits both alike):
 
 - bare:  ``PIL.Image.open`` -> ``convert("L")`` -> ``resize((28, 28))`` -> numpy array;
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        print(f"error: {args.folder} holds no images; make some with python -m mnistkit.tools.make_samples",
+        print(f"error: {args.folder} holds no images; make some with python -m mnistkit.tools.scripts.make_samples",
               file=sys.stderr)
         return 2
     step = max(1, len(files) // args.limit)

@@ -1,6 +1,6 @@
 """Throughput and memory of ``mnistkit classify`` on a large folder: --jobs 1, --jobs N, --engine ray.
 
-    python -m mnistkit.tools.bench_bulk FOLDER [--small SUBFOLDER] [--runs jobs1,jobs2,thread2,ray]
+    python -m mnistkit.tools.bench.bulk FOLDER [--small SUBFOLDER] [--runs jobs1,jobs2,thread2,ray]
                                         [--rounds 1] [--json]
 
 Each run is a fresh ``mnistkit classify -r FOLDER --output tmp.jsonl --json`` process. Reported per
@@ -69,7 +69,7 @@ def labels(path: Path) -> dict[str, int]:
 
 def to_markdown(doc: dict) -> str:
     """The best run of each configuration as a Markdown table, with how it was measured."""
-    lines = [f"Measured by `python -m mnistkit.tools.bench_bulk FOLDER --small SUBFOLDER` on {doc['cpus']} CPU cores "
+    lines = [f"Measured by `python -m mnistkit.tools.bench.bulk FOLDER --small SUBFOLDER` on {doc['cpus']} CPU cores "
              f"({doc['rounds']} round(s), best of each): images/s as `mnistkit classify` reports it (model loaded, "
              "first image to last record), wall time of the whole process, peak RSS of the process tree "
              "(main process + workers; for Ray, the local instance's processes too). "
