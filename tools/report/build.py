@@ -250,6 +250,9 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
     ]
     if photos and photos.is_file():
         parts += ["## Photo-like digits", photos.read_text().strip()]
+    bulk = (photos.parent if photos else charts) / "bulk.md"  # written by tools/bench/bulk.py --markdown
+    if bulk.is_file():
+        parts += ["## Bulk classification (`mnistkit classify --jobs`, `--engine ray`)", bulk.read_text().strip()]
     if compat and compat.is_file():
         parts += ["## Runtime compatibility", compat.read_text().strip()]
     write_bytes_atomic(out, ("\n\n".join(p for p in parts if p) + "\n").encode())
