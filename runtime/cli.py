@@ -136,8 +136,13 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
     if engine == "ray":
         from mnistkit.runtime.cli_ray import run_ray
 
+        refused = [flag for flag, used in (("--resume", resume), ("--jobs", jobs != 1), ("--backend", backend),
+                                           ("--threads", threads)) if used]
+        if refused:
+            raise click.UsageError(f"{', '.join(refused)} cannot be used with --engine ray "
+                                   "(Ray reads folders recursively; size the job with --num-actors and --cpus-per-actor)")
         run_ray(inputs, model=model, top_k=top_k, output=output, address=address, num_actors=num_actors,
-                cpus_per_actor=cpus_per_actor, batch_size=batch_size, as_json=as_json)
+                cpus_per_actor=cpus_per_actor, batch_size=batch_size, as_json=as_json, jsonl=jsonl)
         return
     if address is not None or num_actors is not None:
         raise click.UsageError("--address and --num-actors need --engine ray")
@@ -201,6 +206,9 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         with stop_on_sigint(job, first if progress.enabled else None):
             stats = job.run(sources, emit, skip=done.__contains__ if done else None,
                             progress=lambda s: progress.update(s.images, s.failed))
+    except BrokenPipeError:  # the reader of stdout went away (`... --jsonl | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        click.get_current_context().exit(EXIT_FAILURE)
     finally:
         progress.close()
         if writer is not None:

@@ -22,7 +22,7 @@ LOCAL_FORMATS = (".jsonl", ".ndjson", ".csv")
 
 def run_ray(inputs: tuple[str, ...], *, model: Path | None, top_k: int, output: Path | None,
             address: str | None, num_actors: int | None, cpus_per_actor: float, batch_size: int,
-            as_json: bool) -> None:
+            as_json: bool, jsonl: bool = False) -> None:
     """Run the classify command on Ray Data; exits 0, 1 (some rows failed), 130 or 2 (usage)."""
     from mnistkit.runtime.cli import resolve_model
     from mnistkit.runtime.ray_data import classify_dataset, read_images, require_ray, to_record
@@ -74,14 +74,14 @@ def run_ray(inputs: tuple[str, ...], *, model: Path | None, top_k: int, output: 
                             click.echo(f"error: {r['error']}", err=True)
                         else:
                             ok += 1
-                            if writer is None and not as_json:
+                            if writer is None and not (as_json or jsonl):
                                 top = ", ".join(f"{lab} {p:.1%}" for lab, p in r["top_k"])
                                 click.echo(f"{r['source']}: {r['label']} ({r['confidence']:.1%})  top-{top_k}: {top}")
                     if writer is not None:
                         writer.write(records)
-                    elif as_json:
+                    elif as_json or jsonl:  # without --output: JSON Lines on stdout
                         for r in records:
-                            click.echo(json.dumps(r))
+                            click.echo(json.dumps(r, separators=(",", ":")))
             finally:
                 if stream:
                     stream.close()
@@ -104,7 +104,7 @@ def run_ray(inputs: tuple[str, ...], *, model: Path | None, top_k: int, output: 
         click.echo(f"classified {ok} of {ok + failed} image(s) on Ray in {wall:.1f} s "
                    f"({summary['images_per_s']} images/s, model {model_path.name})"
                    + (f"; {failed} failed" if failed else "") + (f"; records in {out}" if out else ""),
-                   err=as_json)
+                   err=as_json or jsonl)
     if interrupted:
         click.echo(f"interrupted: {ok + failed} record(s) kept" + (f" in {out}" if out else "")
                    + "; --engine ray cannot resume, rerun into a new file", err=True)

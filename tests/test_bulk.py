@@ -151,6 +151,8 @@ def test_text_and_json_from_stdin_list(digits):
     (["--json", "--jsonl"], "pick one"),
     (["--output", "x.txt"], "unknown format"),
     (["--output", "no/such/dir/x.jsonl"], "does not exist"),
+    (["--engine", "ray", "--jobs", "2"], "cannot be used with --engine ray"),
+    (["--address", "auto"], "need --engine ray"),
 ])
 def test_usage_errors_exit_2(digits, args, needle):
     root, _ = digits
@@ -296,3 +298,14 @@ def test_throughput_script_runs(digits):
         doc[name] = bench_bulk.run_once(root / "a" / "b", bench_bulk.RUNS[name], root.parent / f"{name}.jsonl")
         assert doc[name]["images"] == 100 and doc[name]["peak_rss_mib"] > 10
     assert bench_bulk.labels(root.parent / "jobs1.jsonl") == bench_bulk.labels(root.parent / "jobs2.jsonl")
+
+
+def test_closed_stdout_stops_quietly(digits):
+    """`mnistkit classify --jsonl DIR | head -1`: no traceback when the reader goes away."""
+    root, _ = digits
+    proc = subprocess.Popen([*MK, "-r", str(root), "--jsonl", "--batch-size", "4"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline())["source"]
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "Exception ignored" not in err
