@@ -182,12 +182,15 @@ def _start(args: list[str], **kw) -> subprocess.Popen:
                             env=env, **kw)
 
 
-def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90) -> tuple[str, str]:
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 90, read: bool = True):
     end = time.monotonic() + timeout
     while not ready() and time.monotonic() < end and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
+    if not read:  # the caller reads stdout itself
+        proc.wait(timeout=60)
+        return None
     return proc.communicate(timeout=60)
 
 
@@ -227,8 +230,9 @@ def test_ctrl_c_json_keeps_finished_records(many):
 
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
-    _interrupt_when(proc, lambda: len(lines) > 20)
+    _interrupt_when(proc, lambda: len(lines) > 20, read=False)
     reader.join(30)
+    proc.stderr.close()
     doc = json.loads("".join(lines))
     assert proc.returncode == 130
     assert doc["summary"]["interrupted"] is True
