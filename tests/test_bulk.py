@@ -122,7 +122,7 @@ def test_output_jsonl_csv_and_jobs_identical(digits, tmp_path):
     acc = np.mean([r["label"] == labels[r["source"]] for r in one])
     assert acc >= 0.95, acc  # the right images were classified, not just some
     assert run("-r", str(root), "--output", str(out2), "--jobs", "2", "--batch-size", "16").exit_code == 0
-    assert run("-r", str(root), "--output", str(out3), "--jobs", "2", "--executor", "thread",
+    assert run("-r", str(root), "--output", str(out3), "--jobs", "2", "--executor", "process",
                "--batch-size", "16").exit_code == 0
     assert strip_time(records(out2)) == strip_time(one) == strip_time(records(out3))
 
@@ -298,10 +298,10 @@ def test_throughput_script_runs(digits):
 
     root, _ = digits
     doc = {}
-    for name in ("jobs1", "jobs2"):
+    for name in ("jobs1", "process2"):
         doc[name] = bench_bulk.run_once(root / "a" / "b", bench_bulk.RUNS[name], root.parent / f"{name}.jsonl")
         assert doc[name]["images"] == 100 and doc[name]["peak_rss_mib"] > 10
-    assert bench_bulk.labels(root.parent / "jobs1.jsonl") == bench_bulk.labels(root.parent / "jobs2.jsonl")
+    assert bench_bulk.labels(root.parent / "jobs1.jsonl") == bench_bulk.labels(root.parent / "process2.jsonl")
 
 
 def test_closed_stdout_stops_quietly(digits):

@@ -1,6 +1,6 @@
 """Throughput and memory of ``mnistkit classify`` on a large folder: --jobs 1, --jobs N, --engine ray.
 
-    python -m mnistkit.tools.bench.bulk FOLDER [--small SUBFOLDER] [--runs jobs1,jobs2,thread2,ray]
+    python -m mnistkit.tools.bench.bulk FOLDER [--small SUBFOLDER] [--runs jobs1,process2,thread2,ray]
                                         [--rounds 1] [--json]
 
 Each run is a fresh ``mnistkit classify -r FOLDER --output tmp.jsonl --json`` process. Reported per
@@ -25,7 +25,7 @@ from pathlib import Path
 
 RUNS = {
     "jobs1": ["--jobs", "1"],
-    "jobs2": ["--jobs", "2"],
+    "process2": ["--jobs", "2", "--executor", "process"],
     "thread2": ["--jobs", "2", "--executor", "thread"],
     "ray": ["--engine", "ray"],
 }
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--small", type=Path, default=None, help="a subfolder, for peak memory at a smaller size")
-    ap.add_argument("--runs", default="jobs1,jobs2,thread2,ray")
+    ap.add_argument("--runs", default="jobs1,process2,thread2,ray")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown (reports/bulk.md)")
