@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -88,7 +89,9 @@ def run_ray(inputs: tuple[str, ...], *, model: Path | None, top_k: int, output: 
         else:
             (ds.write_parquet if out.rstrip("/").endswith(".parquet") else ds.write_json)(out)
             counts = ray.data.read_parquet(out) if out.rstrip("/").endswith(".parquet") else ray.data.read_json(out)
-            failed = counts.filter(lambda r: bool(r["error"])).count()
+            with warnings.catch_warnings():  # Ray suggests expressions for filters; this is one small pass
+                warnings.simplefilter("ignore")
+                failed = counts.filter(lambda r: bool(r["error"])).count()
             ok = counts.count() - failed
     except KeyboardInterrupt:
         interrupted = True
