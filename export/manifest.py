@@ -55,8 +55,8 @@ def build(
     if info.get("graph") == "unrolled":
         notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
     elif info.get("graph") == "loop":
-        notes.append("recurrent layer converted as a WHILE loop built from the trained weights "
-                     "(one copy of the time step; export/recurrent_loop.py)")
+        notes.append("recurrent layer written as a WHILE loop from the trained weights: int8 weights and "
+                     "hidden state, int32 accumulators, int16 gates and cell state (export/recurrent_int8.py)")
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "artifact": {"file": final_name, "sha256": sha256_file(artifact), "size_bytes": artifact.stat().st_size},
