@@ -1,0 +1,160 @@
+"""The recurrent full-int8 TFLite graph (export/recurrent_int8.py).
+
+Fast: the graph written from small random weights runs on LiteRT, keeps the cell state and gate
+pre-activations in int16 (no float tensor anywhere), follows the float reference, and builds with a
+static batch of 1. Slow: rnn, lstm and bilstm trained for seconds with two different recipes export
+to int8 through the CLI and pass the default int8 thresholds on all 10,000 test images.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistkit.export import recurrent_int8 as R
+
+KINDS = {"rnn": (False, 1), "lstm": (True, 1), "bilstm": (True, 2)}
+
+
+def _random_model(kind: str, units: int = 16, seed: int = 0) -> R.RecurrentModel:
+    lstm, n_dir = KINDS[kind]
+    rng = np.random.default_rng(seed)
+    g = units * (4 if lstm else 1)
+    dirs = [R.Direction(rng.normal(0, 0.4, (28, g)), rng.normal(0, 0.3, (units, g)), rng.normal(0, 0.2, g),
+                        backward=bool(k)) for k in range(n_dir)]
+    return R.RecurrentModel(lstm, dirs, rng.normal(0, 0.5, (units * n_dir, 10)), rng.normal(0, 0.1, 10))
+
+
+def _images(n: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 28, 28)).astype(np.float32)
+
+
+def _run(data: bytes, x: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=data, num_threads=1)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    if list(inp["shape"]) != list(x.shape):
+        it.resize_tensor_input(inp["index"], list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(inp["index"], np.clip(np.rint(x * 255) - 128, -128, 127).astype(np.int8))
+    it.invoke()
+    return (it.get_tensor(out["index"]).astype(np.float32) + 128) / 256
+
+
+def _tensors(data: bytes) -> dict[str, str]:
+    from mnistkit.export.tflite_builder import _type_name
+    from mnistkit.export.tflite_fixups import _load
+
+    model = _load(data)
+    return {f"{sg.name.decode()}:{t.name.decode()}": _type_name(t.type) for sg in model.subgraphs for t in sg.tensors}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_int8_graph_follows_the_float_reference(kind):
+    rm = _random_model(kind)
+    R.calibrate(rm, _images(200, seed=2))
+    x = _images(64)
+    got = _run(R.build(rm), x)
+    want = R.float_trace(rm, x)["probabilities"]
+    err = np.abs(got - want)
+    # one int8 output step is 1/256; the int16 state keeps the mean error near it
+    assert err.mean() < 0.006 and err.max() < 0.08
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.95
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_state_and_gates_are_int16_and_nothing_is_float(kind):
+    rm = _random_model(kind)
+    R.calibrate(rm, _images(50))
+    types = _tensors(R.build(rm))
+    assert "FLOAT32" not in types.values()
+    assert types["body:d0/z"] == "INT16" and types["body:d0/h"] == "INT8"
+    assert types["body:d0/rec_acc"] == "INT32"  # the recurrent product is exact before requantizing
+    if kind != "rnn":
+        assert types["body:d0/c"] == "INT16" and types["body:d0/sigmoid_f"] == "INT16"
+    if kind == "bilstm":
+        assert types["body:d1/c"] == "INT16" and "body:d1/t_backward" in types
+
+
+def test_static_batch_of_one_gives_the_same_answers():
+    rm = _random_model("lstm")
+    R.calibrate(rm, _images(50))
+    x = _images(3)
+    free = _run(R.build(rm), x)
+    static = R.build(rm, batch=1)
+    for i in range(3):
+        np.testing.assert_array_equal(_run(static, x[i:i + 1]), free[i:i + 1])
+
+
+def test_build_needs_calibration():
+    from mnistkit.runtime.errors import ExportError
+
+    with pytest.raises(ExportError, match="calibrate"):
+        R.build(_random_model("rnn"))
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_float_trace_is_the_keras_model(name):
+    import keras
+
+    from mnistkit.models import zoo
+
+    keras.utils.set_random_seed(1)
+    model = zoo.build(name)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.15, w.shape).astype(np.float32) for w in model.get_weights()])
+    x = _images(7)
+    # float64 here, float32 in Keras: 28 steps of rounding differences
+    np.testing.assert_allclose(R.float_trace(R.from_keras(model), x)["probabilities"], model(x).numpy(), atol=2e-5)
+
+
+def test_other_layouts_are_refused():
+    import keras
+
+    from mnistkit.runtime.errors import ExportError
+
+    inputs = keras.Input(shape=(28, 28))
+    relu_rnn = keras.layers.SimpleRNN(8, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(relu_rnn))
+    with pytest.raises(ExportError, match="activation"):
+        R.from_keras(model)
+
+
+# ------------------------------------------------------------------ briefly trained models (slow)
+
+# (training images, epochs, batch size, learning rate): two short recipes, seconds each on 2 cores
+RECIPES = {"short": (3000, 2, 64, 3e-3), "tiny": (6000, 1, 128, 2e-3)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_briefly_trained_recurrent_int8_is_written_and_passes(name, recipe, mnist, tmp_path):
+    import keras
+
+    from mnistkit.models import zoo
+    from mnistkit.models.data import to_float
+    from mnistkit.tools import parity
+    from mnistkit.tools.cli import cli
+
+    limit, epochs, batch, lr = RECIPES[recipe]
+    keras.utils.set_random_seed(3)
+    model = zoo.build(name)
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy")
+    model.fit(to_float(mnist.x_train[:limit]), mnist.y_train[:limit], epochs=epochs, batch_size=batch, verbose=0)
+    source = tmp_path / f"{name}.keras"
+    model.save(source)
+    result = CliRunner().invoke(cli, ["export", str(source), "--format", "tflite", "--quantize", "int8",
+                                      "--out", str(tmp_path / "out"), "--json"])
+    (o,) = json.loads(result.stdout)
+    p = o["parity"]
+    assert o["ok"] and result.exit_code == 0, o["message"]
+    th = parity.DEFAULT_THRESHOLDS["int8"]
+    assert p["count"] == 10000 and p["agreement"] >= th.min_agreement
+    assert abs(p["accuracy_delta_pp"]) <= th.max_accuracy_delta_pp + 1e-9
+    assert o["size_ratio_vs_float32"] <= 0.30
+    assert 0.5 < p["source_accuracy"] < 0.985, p  # really a briefly trained model
