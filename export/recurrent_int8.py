@@ -199,11 +199,11 @@ def _i16(g: Subgraph, name: str, shape: list[int], scale: float) -> int:
 class _Names:
     """Tensor names carry the layer and step role so diagnosis can report them."""
 
-    def __init__(self, k: int) -> None:
-        self.k = k
+    def __init__(self, k: int, suffix: str = "") -> None:
+        self.k, self.suffix = k, suffix
 
     def __call__(self, role: str) -> str:
-        return f"d{self.k}/{role}"
+        return f"d{self.k}/{role}{self.suffix}"
 
 
 def _cell(g: Subgraph, rm: RecurrentModel, d: Direction, n: _Names, z: int, z_scale: float,
@@ -242,12 +242,40 @@ def _cell(g: Subgraph, rm: RecurrentModel, d: Direction, n: _Names, z: int, z_sc
     return h, c_new
 
 
-def build(rm: RecurrentModel, batch: int | None = None) -> bytes:
+
+def _step(g: Subgraph, rm: RecurrentModel, d: Direction, n: _Names, w: dict[str, Any], proj: int, h: int,
+          c: int | None, step: int, B: int) -> tuple[int, int | None]:
+    """Append one time step (steps 1..27): z = proj[step] + h @ U in int16, then the cell."""
+    G = d.recurrent.shape[1]
+    pt = _i16(g, n("proj_t"), [B, G], w["p_scale"])
+    g.op("GATHER", [proj, step], [pt], options("Gather", axis=0))
+    # int32 accumulators, then int16: an int8 FULLY_CONNECTED output here (XNNPACK-able, 1.5x
+    # faster) cost the briefly trained LSTM 0.5 pp of agreement (99.29%, measured).
+    rec = _i16(g, n("rec"), [B, G], _s16(d.ranges["rec"]))
+    if rm.lstm:
+        rec_acc = g.tensor(n("rec_acc"), [B, G], np.int32, H_SCALE * w["us"], 0)
+        if id(g) not in w:  # one constant per subgraph, however many steps it holds
+            w[id(g)] = g.const(f"d{n.k}/recurrent_kernel", w["uq"], w["us"], 0)
+        g.op("BATCH_MATMUL", [h, w[id(g)]], [rec_acc], options("BatchMatMul"))
+        g.op("QUANTIZE", [rec_acc], [rec])
+    else:  # int16 h x int8 per-channel weights -> int16 (the 16x8 kernel requantizes per channel)
+        if id(g) not in w:
+            uq, us = _q8_channels(d.recurrent)
+            w[id(g)] = g.const(f"d{n.k}/recurrent_kernel", np.ascontiguousarray(uq.T), us, 0)
+        g.op("FULLY_CONNECTED", [h, w[id(g)], -1], [rec], options("FullyConnected"))
+    z_scale = _s16(d.ranges["z"])
+    z = _i16(g, n("z"), [B, G], z_scale)
+    g.op("ADD", [pt, rec], [z], options("Add", potScaleInt16=False))
+    return _cell(g, rm, d, n, z, z_scale, c, B)
+
+def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> bytes:
     """Write the int8 TFLite flatbuffer of a calibrated model (see the module docstring).
 
     Args:
         rm: weights with ranges set by :func:`calibrate`.
         batch: a static batch size (e.g. 1 for microcontrollers); None keeps it free.
+        probe: write the 27 loop steps inline instead of a WHILE (same ops and scales), with tensor
+            names ``d{k}/{role}@{t}``, so an interpreter can read every step's intermediates.
 
     Returns:
         The .tflite bytes.
@@ -258,7 +286,7 @@ def build(rm: RecurrentModel, batch: int | None = None) -> bytes:
     u, G = rm.units, rm.directions[0].recurrent.shape[1]
     per_dir = 3 if rm.lstm else 2  # loop variables per direction: proj, h (, c)
     b = GraphBuilder("mnistkit int8 recurrent: int8 weights/hidden, int32 accumulators, int16 gates and cell")
-    main, cond, body = b.subgraph("main"), b.subgraph("cond"), b.subgraph("body")
+    main = b.subgraph("main")
 
     image = main.tensor("image", [B, STEPS, 28], np.int8, INPUT_SCALE, INPUT_ZERO)
     tm = main.tensor("time_major", [STEPS, B, 28], np.int8, INPUT_SCALE, INPUT_ZERO)
@@ -291,52 +319,12 @@ def build(rm: RecurrentModel, batch: int | None = None) -> bytes:
         init += [proj, h0] + ([c0] if rm.lstm else [])
         weights.append({"uq": uq, "us": us, "p_scale": p_scale})
 
-    # --- loop: variables (t, then per direction proj, h[, c])
-    t1 = main.const("t_start", np.array(1, np.int32))
-    loop_in = [t1, *init]
-    loop_out = [main.like(f"loop_out_{i}", x) for i, x in enumerate(loop_in)]
-
-    c_in = [_clone(cond, main, x) for x in loop_in]
-    keep = cond.tensor("keep_going", [], np.bool_)
-    cond.op("LESS", [c_in[0], cond.const("steps", np.array(STEPS, np.int32))], [keep])
-    cond.inputs, cond.outputs = c_in, [keep]
-
-    b_in = [_clone(body, main, x) for x in loop_in]
-    t_next = body.tensor("t_next", [], np.int32)
-    body.op("ADD", [b_in[0], body.const("one", np.array(1, np.int32))], [t_next], options("Add"))
-    b_out = [t_next]
-    for k, d in enumerate(rm.directions):
-        n = _Names(k)
-        proj, h, c = b_in[1 + k * per_dir], b_in[2 + k * per_dir], (b_in[3 + k * per_dir] if rm.lstm else None)
-        w = weights[k]
-        step = b_in[0]
-        if d.backward:
-            step = body.tensor(n("t_backward"), [], np.int32)
-            body.op("SUB", [body.const("last", np.array(STEPS - 1, np.int32)), b_in[0]], [step], options("Sub"))
-        pt = _i16(body, n("proj_t"), [B, G], w["p_scale"])
-        body.op("GATHER", [proj, step], [pt], options("Gather", axis=0))
-        # int32 accumulators, then int16: an int8 FULLY_CONNECTED output here (XNNPACK-able, 1.5x
-        # faster) cost the briefly trained LSTM 0.5 pp of agreement (99.29%, measured).
-        rec = _i16(body, n("rec"), [B, G], _s16(d.ranges["rec"]))
-        if rm.lstm:
-            rec_acc = body.tensor(n("rec_acc"), [B, G], np.int32, H_SCALE * w["us"], 0)
-            body.op("BATCH_MATMUL", [h, body.const(n("recurrent_kernel"), w["uq"], w["us"], 0)], [rec_acc],
-                    options("BatchMatMul"))
-            body.op("QUANTIZE", [rec_acc], [rec])
-        else:  # int16 h x int8 per-channel weights -> int16 (the 16x8 kernel requantizes per channel)
-            uq, us = _q8_channels(d.recurrent)
-            body.op("FULLY_CONNECTED", [h, body.const(n("recurrent_kernel"), np.ascontiguousarray(uq.T), us, 0), -1],
-                    [rec], options("FullyConnected"))
-        z_scale = _s16(d.ranges["z"])
-        z = _i16(body, n("z"), [B, G], z_scale)
-        body.op("ADD", [pt, rec], [z], options("Add", potScaleInt16=False))
-        h_new, c_new = _cell(body, rm, d, n, z, z_scale, c, B)
-        b_out += [proj, h_new] + ([c_new] if rm.lstm else [])
-    body.inputs, body.outputs = b_in, b_out
-    main.op("WHILE", loop_in, loop_out, options("While", condSubgraphIndex=1, bodySubgraphIndex=2))
+    if probe:
+        hs = _inline_steps(main, rm, weights, init, B, per_dir)
+    else:
+        hs = _loop(b, main, rm, weights, init, B, per_dir)
 
     # --- head
-    hs = [loop_out[2 + k * per_dir] for k in range(len(rm.directions))]
     if not rm.lstm:
         h = main.tensor("h_final", [B, u], np.int8, H_SCALE, 0)
         main.op("QUANTIZE", hs, [h])
@@ -360,6 +348,51 @@ def build(rm: RecurrentModel, batch: int | None = None) -> bytes:
     b.signature({"image": image}, {"probabilities": probs})
     return b.finish()
 
+
+
+def _loop(b: GraphBuilder, main: Subgraph, rm: RecurrentModel, weights: list[dict[str, Any]], init: list[int],
+          B: int, per_dir: int) -> list[int]:
+    """Append the WHILE loop over steps 1..27; return each direction's final h."""
+    # --- loop: variables (t, then per direction proj, h[, c])
+    t1 = main.const("t_start", np.array(1, np.int32))
+    loop_in = [t1, *init]
+    loop_out = [main.like(f"loop_out_{i}", x) for i, x in enumerate(loop_in)]
+
+    cond, body = b.subgraph("cond"), b.subgraph("body")
+    c_in = [_clone(cond, main, x) for x in loop_in]
+    keep = cond.tensor("keep_going", [], np.bool_)
+    cond.op("LESS", [c_in[0], cond.const("steps", np.array(STEPS, np.int32))], [keep])
+    cond.inputs, cond.outputs = c_in, [keep]
+
+    b_in = [_clone(body, main, x) for x in loop_in]
+    t_next = body.tensor("t_next", [], np.int32)
+    body.op("ADD", [b_in[0], body.const("one", np.array(1, np.int32))], [t_next], options("Add"))
+    b_out = [t_next]
+    for k, d in enumerate(rm.directions):
+        proj, h, c = b_in[1 + k * per_dir], b_in[2 + k * per_dir], (b_in[3 + k * per_dir] if rm.lstm else None)
+        step = b_in[0]
+        if d.backward:
+            step = body.tensor(f"d{k}/t_backward", [], np.int32)
+            body.op("SUB", [body.const("last", np.array(STEPS - 1, np.int32)), b_in[0]], [step], options("Sub"))
+        h_new, c_new = _step(body, rm, d, _Names(k), weights[k], proj, h, c, step, B)
+        b_out += [proj, h_new] + ([c_new] if rm.lstm else [])
+    body.inputs, body.outputs = b_in, b_out
+    main.op("WHILE", loop_in, loop_out, options("While", condSubgraphIndex=1, bodySubgraphIndex=2))
+
+    return [loop_out[2 + k * per_dir] for k in range(len(rm.directions))]
+
+
+def _inline_steps(main: Subgraph, rm: RecurrentModel, weights: list[dict[str, Any]], init: list[int], B: int,
+                  per_dir: int) -> list[int]:
+    """Append steps 1..27 one after another (the probe graph); return each direction's final h."""
+    hs = []
+    for k, d in enumerate(rm.directions):
+        proj, h, c = init[k * per_dir], init[1 + k * per_dir], (init[2 + k * per_dir] if rm.lstm else None)
+        for t in range(1, STEPS):
+            step = main.const(f"d{k}/t@{t}", np.array(STEPS - 1 - t if d.backward else t, np.int32))
+            h, c = _step(main, rm, d, _Names(k, f"@{t}"), weights[k], proj, h, c, step, B)
+        hs.append(h)
+    return hs
 
 def _clone(dst: Subgraph, src: Subgraph, index: int) -> int:
     """A tensor in ``dst`` with the name, type, shape and quantization of ``src``'s tensor ``index``."""
