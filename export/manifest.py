@@ -77,6 +77,8 @@ def build(
     }
     if "opset" in info:
         out["opset"] = info["opset"]
+    if "layer_errors" in info:  # worst intermediate tensors against float (export/diagnose.py)
+        out["layer_errors"] = info["layer_errors"]
     if config.format is Format.TFLITE:
         out["compat"] = _tflite_compat(artifact)
     return out

@@ -45,8 +45,13 @@ def overrides(min_agreement, max_delta_p, max_accuracy_delta) -> dict:
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Also write a Markdown report here (e.g. parity.md).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the four MNIST IDX files.")
+@click.option("--layers", is_flag=True, help="Also print where precision goes: each quantized TFLite file's "
+              "intermediate tensors against float (relative RMS, SNR), worst first. Needs the train extra.")
+@click.option("--gallery", type=click.Path(dir_okay=False, path_type=Path), metavar="PNG",
+              help="Write a PNG of the test digits whose label flipped (true / Keras / exported label).")
 @threshold_options
-def parity(source, artifacts, limit, mode, as_json, report, force, data_dir, min_agreement, max_delta_p, max_accuracy_delta):
+def parity(source, artifacts, limit, mode, as_json, report, force, data_dir, layers, gallery, min_agreement,
+           max_delta_p, max_accuracy_delta):
     """Compare SOURCE (.keras file or run folder) with each exported ARTIFACT on the MNIST test set.
 
     Artifacts run through the device runtime (mnistkit.runtime.Classifier). Prints accuracy, accuracy
@@ -59,7 +64,7 @@ def parity(source, artifacts, limit, mode, as_json, report, force, data_dir, min
         source, list(artifacts), limit=limit, mode=mode, data_dir=data_dir, report=report, force=force,
         overrides=overrides(min_agreement, max_delta_p, max_accuracy_delta),
         echo=(lambda s: click.echo(s, err=True)) if as_json else click.echo,
-        progress=lambda s: click.echo(s, err=True),
+        progress=lambda s: click.echo(s, err=True), layers=layers, gallery=gallery,
     )
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2, default=str))

@@ -17,10 +17,14 @@ def run_parity(
     source_arg: str | os.PathLike, artifacts: list[Path], *, limit: int | None = None, mode: str | None = None,
     data_dir: str | None = None, report: Path | None = None, force: bool = False,
     overrides: dict | None = None, echo: Callable[[str], None] = print, progress: Callable[[str], None] = print,
+    layers: bool = False, gallery: Path | None = None,
 ) -> list[parity_mod.ParityResult]:
     """Compare a Keras source with exported files on the test set.
 
-    Every artifact's manifest hash is checked before any model runs.
+    Every artifact's manifest hash is checked before any model runs. ``layers`` also prints each
+    quantized TFLite file's per-tensor errors against float (export/diagnose.py); ``gallery`` writes a
+    PNG of the test digits whose label flipped (one file per artifact: ``<stem>-<artifact>.png`` when
+    several are compared).
 
     Returns:
         One ParityResult per artifact, in order.
@@ -45,6 +49,10 @@ def run_parity(
         rt_manifest.verify(path, rt_manifest.read_model(path), data)
         manifests.append(data)
         modes.append(mode or parity_mod.artifact_mode(path, data))
+    if gallery is not None:
+        if gallery.exists() and not force:
+            raise OutputExistsError(f"{gallery} already exists; pass --force to overwrite or choose another --gallery")
+        check_out_dir(gallery.parent, option="--gallery")
     for path, data in zip(artifacts, manifests):
         recorded = ((data or {}).get("source") or {}).get("sha256")
         if recorded and recorded != source.sha256:
@@ -67,6 +75,37 @@ def run_parity(
         echo(f"  recall delta by digit (pp): {recall}; disagreeing test indices: {shown}"
              + (f" (+{res.disagreements - 10} more)" if res.disagreements > 10 else ""))
         results.append(res)
+        if layers:
+            _print_layers(source, path, data_dir, echo, progress)
+        if gallery is not None:
+            from mnistkit.tools.plots import flipped_gallery
+
+            out = gallery if len(artifacts) == 1 else gallery.with_name(f"{gallery.stem}-{path.stem}{gallery.suffix}")
+            flipped_gallery(mn.x_test[:limit], labels, src_probs.argmax(1), probs.argmax(1), res.disagreeing_indices,
+                            out, title=f"{path.name}: {res.disagreements} of {res.count} labels flipped")
+            progress(f"gallery of flipped digits written to {out}")
     if report is not None:
         write_bytes_atomic(report, parity_mod.markdown_report(results, str(source.path)).encode())
     return results
+
+
+def _print_layers(source, path: Path, data_dir: str | None, echo: Callable[[str], None],
+                  progress: Callable[[str], None]) -> None:
+    """Print the per-tensor error table of one artifact (rebuilt from the source with its settings)."""
+    from mnistkit.export import diagnose
+    from mnistkit.runtime.errors import MnistkitError
+
+    data = rt_manifest.load_manifest(path) or {}
+    fmt = data.get("format") or ("tflite" if path.suffix == ".tflite" else "onnx")
+    mode = data.get("mode") or parity_mod.artifact_mode(path, data)
+    cal = data.get("calibration") or {}
+    progress(f"per-layer errors of {path.name}: rebuilding its graph from the source ...")
+    try:
+        rows = diagnose.layer_errors(str(source.path), fmt, mode, calibration_samples=cal.get("count") or 200,
+                                     seed=cal.get("seed") or 0, data_dir=data_dir)
+    except MnistkitError as exc:
+        echo(f"  per-layer table: {exc}")
+        return
+    echo("  per-tensor error against float (worst first, pooled over time steps):")
+    for line in diagnose.table(rows).splitlines():
+        echo("    " + line)
