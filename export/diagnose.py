@@ -173,7 +173,9 @@ def layer_errors(source_path: str, fmt: str, mode: str, *, calibration_samples: 
                           "pass a dynamic, int8 or int16x8 .tflite file")
     config = ExportConfig(format=Format.TFLITE, mode=Mode(mode), calibration_samples=calibration_samples,
                           seed=seed, data_dir=data_dir)
-    model = base.load_keras(str(source_path))
+    from mnistkit.models.source import load_keras
+
+    model = load_keras(str(source_path))
     calib = base.calibration_set(config)[0] if config.mode.calibrated else None
     images = to_float(base.mnist(data_dir).x_test[:count])
     if base.graph_kind(model.name, Format.TFLITE, config.mode) == "loop":

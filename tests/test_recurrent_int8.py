@@ -154,7 +154,7 @@ def test_briefly_trained_recurrent_int8_is_written_and_passes(name, recipe, mnis
 
     from mnistkit.models import zoo
     from mnistkit.models.data import to_float
-    from mnistkit.tools import parity
+    from mnistkit.export.mode_rules import DEFAULT_THRESHOLDS
     from mnistkit.tools.cli import cli
 
     t_start = time.monotonic()
@@ -172,7 +172,7 @@ def test_briefly_trained_recurrent_int8_is_written_and_passes(name, recipe, mnis
     (o,) = json.loads(result.stdout)
     p = o["parity"]
     assert o["ok"] and result.exit_code == 0, o["message"]
-    th = parity.DEFAULT_THRESHOLDS["int8"]
+    th = DEFAULT_THRESHOLDS["int8"]
     assert p["count"] == 10000 and p["agreement"] >= th.min_agreement
     assert abs(p["accuracy_delta_pp"]) <= th.max_accuracy_delta_pp + 1e-9
     # <= 0.30x of the float32 file, checked without converting it: a float32 file holds 4 bytes per

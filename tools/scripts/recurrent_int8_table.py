@@ -1,6 +1,6 @@
 """Re-run issue 10's table: recurrent models at several training stages -> full-int8 TFLite parity.
 
-    python -m mnistkit.tools.recurrent_int8_table [--out runs/issue10] [--json]
+    python -m mnistkit.tools.scripts.recurrent_int8_table [--out runs/issue10] [--json]
 
 Trains each row's model with ``mnistkit train`` (seeded; skipped when the run folder already holds
 a model), exports it with ``mnistkit export --format tflite --quantize int8`` (parity on all 10,000
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BRIEF = ["--limit", "20000", "--epochs", "3"]
 # (model, train flags or None for the committed pretrained model, extra export flags)
 ROWS: list[tuple[str, list[str] | None, list[str]]] = [
