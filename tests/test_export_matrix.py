@@ -148,6 +148,7 @@ def test_full_matrix(name, sources, exported):
         p = o["parity"]
         if key in MUST_FAIL:
             assert not o["ok"] and p is not None and p["agreement"] < 0.5, o  # parity caught it
+            assert "worst tensors: " in o["message"] and "simple_rnn_cell" in o["message"], o["message"]
         elif o["mode"] in ("none", "float16") or name not in RECURRENT or key[1:] == ("tflite", "int8"):
             assert o["ok"], o
         elif not o["ok"]:

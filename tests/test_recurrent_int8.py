@@ -179,3 +179,14 @@ def test_briefly_trained_recurrent_int8_is_written_and_passes(name, recipe, mnis
     # parameter plus its graph (1.2x that for these models), so 0.35x of 4 bytes per parameter is stricter
     assert (tmp_path / "out" / f"{name}_int8.tflite").stat().st_size <= 0.35 * 4 * model.count_params()
     assert 0.5 < p["source_accuracy"] < 0.985, p  # really a briefly trained model
+    if name != "lstm":
+        return
+    # the per-layer table and the gallery of flipped digits for the written file
+    gallery = tmp_path / "flips.png"
+    result = CliRunner().invoke(cli, ["parity", str(source), str(tmp_path / "out" / "lstm_int8.tflite"),
+                                      "--limit", "300", "--layers", "--gallery", str(gallery)])
+    assert result.exit_code == 0, result.output
+    table = [ln.split() for ln in result.stdout.splitlines() if ln.strip().startswith("d0/")]
+    assert {"d0/c", "d0/z", "d0/h"} <= {row[0] for row in table}, result.stdout
+    assert all(float(row[3]) < 0.5 for row in table), result.stdout
+    assert gallery.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
