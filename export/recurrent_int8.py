@@ -291,7 +291,10 @@ def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> 
     image = main.tensor("image", [B, STEPS, 28], np.int8, INPUT_SCALE, INPUT_ZERO)
     tm = main.tensor("time_major", [STEPS, B, 28], np.int8, INPUT_SCALE, INPUT_ZERO)
     main.op("TRANSPOSE", [image, main.const("perm", np.array([1, 0, 2], np.int32))], [tm])
-    rows = main.tensor("rows", [STEPS * B if B > 0 else -1, 28], np.int8, INPUT_SCALE, INPUT_ZERO)
+    # The same bytes labelled with zero point 0: BATCH_MATMUL's int32 output ignores its input's zero
+    # point in LiteRT 2.x but subtracts it in tflite-runtime 2.14 (measured); with 0 both compute the
+    # raw product, and the zero point's share is folded into the constant added after it.
+    rows = main.tensor("rows", [STEPS * B if B > 0 else -1, 28], np.int8, INPUT_SCALE, 0)
     main.op("RESHAPE", [tm, main.const("rows_shape", np.array([-1, 28], np.int32))], [rows])
 
     weights: list[dict[str, Any]] = []

@@ -104,6 +104,48 @@ def test_probe_graph_computes_exactly_what_the_loop_does(kind):
     assert "main:d0/c@27" in _tensors(probe) if kind != "rnn" else "main:d0/h@27" in _tensors(probe)
 
 
+_TFLRT_CHILD = r"""
+import json, sys
+import numpy as np
+from tflite_runtime.interpreter import Interpreter
+x = np.load(sys.argv[1])
+out = {}
+for path in sys.argv[2:]:
+    it = Interpreter(model_path=path)
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    it.set_tensor(d["index"], x)
+    it.invoke()
+    out[path] = it.get_tensor(it.get_output_details()[0]["index"]).tolist()
+print(json.dumps(out))
+"""
+
+
+def test_tflite_runtime_2_14_gives_the_same_bytes(tmp_path):
+    """tflite-runtime 2.14 (the last release, what many Pis run) computes what LiteRT computes: its
+    BATCH_MATMUL subtracts an input zero point that LiteRT's ignores (the graph now declares 0)."""
+    import json
+    import subprocess
+
+    from test_runtime_tflite_runtime import _python
+
+    python = _python()
+    x = _images(1)
+    np.save(tmp_path / "x.npy", np.clip(np.rint(x * 255) - 128, -128, 127).astype(np.int8))
+    want, paths = {}, []
+    for kind in sorted(KINDS):
+        rm = _random_model(kind)
+        R.calibrate(rm, _images(50))
+        data = R.build(rm)
+        (tmp_path / f"{kind}.tflite").write_bytes(data)
+        paths.append(str(tmp_path / f"{kind}.tflite"))
+        want[paths[-1]] = np.rint(_run(data, x) * 256 - 128).astype(int).tolist()
+    proc = subprocess.run([python, "-c", _TFLRT_CHILD, str(tmp_path / "x.npy"), *paths],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == want
+
+
 def test_build_needs_calibration():
     from mnistkit.runtime.errors import ExportError
 
