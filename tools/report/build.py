@@ -183,6 +183,12 @@ briefly trained LSTM:
 | int8 recurrent product (XNNPACK FULLY_CONNECTED), int16 gates and cell | 99.29% (refused) | 250 us |
 | int32 recurrent product, int16 gates and cell (default) | 99.81% | 373-387 us |
 
+Every op is a builtin that LiteRT and tflite-runtime 2.14 both have; both compute the same bytes
+(tested), and the int16 LSTM/SimpleRNN gates run on the reference-speed int16 kernels of either.
+`mnistkit parity SOURCE FILE --layers` prints where such a file loses precision (relative RMS and SNR
+of each intermediate against float, from a probe graph with the loop steps inline), and every
+recurrent int8 manifest records its worst tensors (`layer_errors`).
+
 For the fastest recurrent file on a CPU pick the dynamic-range TFLite (int8 weights, float
 activations, same size class, ~48 us); full int8 is for integer-only targets and holds parity.
 
