@@ -362,12 +362,12 @@ def _loop(b: GraphBuilder, main: Subgraph, rm: RecurrentModel, weights: list[dic
     loop_out = [main.like(f"loop_out_{i}", x) for i, x in enumerate(loop_in)]
 
     cond, body = b.subgraph("cond"), b.subgraph("body")
-    c_in = [_clone(cond, main, x) for x in loop_in]
+    c_in = [cond.like(main.sg.tensors[x].name.decode(), x, main) for x in loop_in]
     keep = cond.tensor("keep_going", [], np.bool_)
     cond.op("LESS", [c_in[0], cond.const("steps", np.array(STEPS, np.int32))], [keep])
     cond.inputs, cond.outputs = c_in, [keep]
 
-    b_in = [_clone(body, main, x) for x in loop_in]
+    b_in = [body.like(main.sg.tensors[x].name.decode(), x, main) for x in loop_in]
     t_next = body.tensor("t_next", [], np.int32)
     body.op("ADD", [b_in[0], body.const("one", np.array(1, np.int32))], [t_next], options("Add"))
     b_out = [t_next]
@@ -396,18 +396,6 @@ def _inline_steps(main: Subgraph, rm: RecurrentModel, weights: list[dict[str, An
             h, c = _step(main, rm, d, _Names(k, f"@{t}"), weights[k], proj, h, c, step, B)
         hs.append(h)
     return hs
-
-def _clone(dst: Subgraph, src: Subgraph, index: int) -> int:
-    """A tensor in ``dst`` with the name, type, shape and quantization of ``src``'s tensor ``index``."""
-    t = src.sg.tensors[index]
-    shape = list(t.shapeSignature if t.shapeSignature is not None else t.shape)
-    q = t.quantization
-    from mnistkit.export.tflite_builder import _DTYPES, _type_name
-
-    dtype = {v: k for k, v in _DTYPES.items()}[_type_name(t.type)]
-    return dst.tensor(t.name.decode(), shape, dtype, None if q is None else list(q.scale),
-                      0 if q is None else list(q.zeroPoint))
-
 
 def convert(model, calibration_images: np.ndarray, batch: int | None = None) -> tuple[bytes, dict[str, Any]]:
     """Calibrate and build the int8 graph of a Keras zoo recurrent model.

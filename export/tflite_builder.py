@@ -81,13 +81,15 @@ class Subgraph:
         array = np.asarray(array)
         return self.tensor(name, list(array.shape), array.dtype, scale, zero_point, data=array, axis=axis)
 
-    def like(self, name: str, index: int) -> int:
-        """Add a tensor with the type, shape and quantization of tensor ``index`` of this subgraph."""
-        src = self.sg.tensors[index]
-        shape = list(src.shapeSignature if src.shapeSignature is not None else src.shape)
-        dtype = {v: k for k, v in _DTYPES.items()}[_type_name(src.type)]
-        q = src.quantization
-        return self.tensor(name, shape, dtype, None if q is None else list(q.scale), 0 if q is None else list(q.zeroPoint))
+    def like(self, name: str, index: int, src: "Subgraph | None" = None) -> int:
+        """Add a tensor with the type, shape and quantization of tensor ``index`` of ``src`` (default:
+        this subgraph), e.g. a WHILE body's copy of a loop variable."""
+        t = (src or self).sg.tensors[index]
+        shape = list(t.shapeSignature if t.shapeSignature is not None else t.shape)
+        dtype = {v: k for k, v in _DTYPES.items()}[_type_name(t.type)]
+        q = t.quantization
+        return self.tensor(name, shape, dtype, None if q is None else list(q.scale),
+                           0 if q is None else list(q.zeroPoint))
 
     def op(self, kind: str, inputs: list[int], outputs: list[int], options: Any = None) -> None:
         """Append builtin op ``kind`` (e.g. "FULLY_CONNECTED"); ``options`` is an ``<Kind>OptionsT``."""
