@@ -173,8 +173,10 @@ bilstm 99.86% (was 98.63%); rnn 99.67% (was 98.59%); pretrained lstm 99.97%, bil
 99.82%.
 
 The price is speed. XNNPACK has no int16 kernels, so the loop runs on TFLite's builtin kernels:
-single-image p50 from uint8, one interleaved run on a shared 2-core machine: lstm int8 387 us against
-48 us for its dynamic-range file (8x), bilstm 826 us, rnn 103 us. Variants measured on the same
+single-image p50 from uint8, `mnistkit bench` (interleaved rounds) twice on a shared 2-core machine:
+lstm int8 382-387 us against 45-48 us for its dynamic-range file (8-8.5x), bilstm 760-826 us, rnn
+69 us. Per step of the LSTM, the exact int32 recurrent product (builtin BATCH_MATMUL) is ~5.4 us and
+the int16 elementwise ops 0.25-0.45 us each (measured one op type at a time). Variants measured on the same
 briefly trained LSTM:
 
 | variant | agreement | lstm p50 |
