@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from mnistkit.models.augment import PRESETS, Augmentation
 from mnistkit.models.zoo import check_name
 from mnistkit.runtime.errors import UsageError
 
@@ -27,6 +28,12 @@ class Recipe:
     patience: int = 4
     seed: int = 42
     augment_shift: int = 0  # random translation of training images by up to this many pixels
+    augment: str = "none"  # on-the-fly augmentation preset (models/augment.py PRESETS)
+
+    @property
+    def augmentation(self) -> Augmentation:
+        """The augmentation preset named by ``augment``."""
+        return PRESETS[self.augment]
 
     def replace(self, **changes) -> "Recipe":
         """Return a copy with the non-None ``changes`` applied."""
@@ -45,7 +52,8 @@ RECIPES: dict[str, Recipe] = {
     # Without shifts: lstm 98.78%, bilstm 98.90% (both short of the goal); with them 99.2%+.
     "lstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2, augment_shift=2, patience=6),
     "bilstm": Recipe(learning_rate=2e-3, clipnorm=1.0, dropout=0.2, augment_shift=2, patience=6),
-    "cnn": Recipe(learning_rate=1e-3, dropout=0.4, epochs=12),
+    # Before augmentation: dropout 0.4, 12 epochs, 99.43% clean but ~90% on real handwriting.
+    "cnn": Recipe(learning_rate=1e-3, dropout=0.3, epochs=15, patience=6, augment="full"),
 }
 
 # Documented results this project sets out to beat (reference, then our goal), in percent.
@@ -72,6 +80,7 @@ def validate_recipe(recipe: Recipe, limit: int | None) -> None:
         (recipe.learning_rate > 0, f"--learning-rate must be positive (got {recipe.learning_rate})"),
         (0.0 < recipe.validation_split < 0.5, f"--validation-split must be in (0, 0.5) (got {recipe.validation_split})"),
         (recipe.patience >= 0, f"--patience must be >= 0 (got {recipe.patience})"),
+        (recipe.augment in PRESETS, f"augmentation must be one of {', '.join(PRESETS)} (got {recipe.augment!r})"),
         (limit is None or limit >= 100, f"--limit must be at least 100 images (got {limit})"),
     ]
     for ok, message in checks:

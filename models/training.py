@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from mnistkit.models import zoo
+from mnistkit.models.augment import seeded_batches
 from mnistkit.models.data import Mnist, to_float
 from mnistkit.models.recipes import Recipe, validate_recipe
 from mnistkit.runtime.errors import MnistkitError
@@ -84,8 +85,9 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience, restore_best_weights=False)
     start = time.perf_counter()
     interrupted = False
-    if recipe.augment_shift:
-        data = {"x": _shifted_batches(x_train, y_train, recipe), "shuffle": False}  # shuffled by the dataset
+    if recipe.augment_shift or recipe.augmentation.enabled:
+        batches = seeded_batches(x_train, y_train, recipe.batch_size, recipe.seed, recipe.augmentation, recipe.augment_shift)
+        data = {"x": batches, "shuffle": False}  # shuffled by the dataset
     else:
         data = {"x": x_train, "y": y_train, "batch_size": recipe.batch_size, "shuffle": True}
     try:
@@ -105,17 +107,6 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
         model=clean, recipe=recipe, history=best.history, best_epoch=best.epoch, epochs_run=len(best.history.get("loss", [])),
         seconds=seconds, interrupted=interrupted, train_count=len(x_train), test_probabilities=probs,
     )
-
-
-def _shifted_batches(x, y, recipe: Recipe):
-    """Shuffled training batches, each image randomly shifted by up to ``recipe.augment_shift`` pixels."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
-    factor = recipe.augment_shift / 28
-    shift = keras.layers.RandomTranslation(factor, factor, fill_mode="constant", seed=recipe.seed)
-    ds = ds.batch(recipe.batch_size).map(lambda a, b: (tf.squeeze(shift(a[..., None], training=True), -1), b))
-    return ds.prefetch(2)
 
 
 class _StopOnCtrlC(keras.callbacks.Callback):
