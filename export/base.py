@@ -112,6 +112,9 @@ def describe(path: str | os.PathLike, fmt: Format | str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=4)
 def load_keras(path: str):
     """Load a Keras model once per process (compile=False)."""
+    from mnistkit.models.extras import require_train_stack
+
+    require_train_stack(f"reading the Keras model {path}")
     import keras
 
     try:

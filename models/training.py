@@ -36,18 +36,24 @@ class TrainResult:
     test_probabilities: np.ndarray = field(repr=False, default=None)
 
 
+def validation_count(total: int, recipe: Recipe) -> int:
+    """How many of ``total`` training images ``recipe`` holds out for validation."""
+    return max(1, int(round(total * recipe.validation_split)))
+
+
 def _split(mnist: Mnist, recipe: Recipe, limit: int | None):
     rng = np.random.default_rng(recipe.seed)
     order = rng.permutation(len(mnist.x_train))
     if limit:
         order = order[:limit]
-    n_val = max(1, int(round(len(order) * recipe.validation_split)))
+    n_val = validation_count(len(order), recipe)
     val, train = order[:n_val], order[n_val:]
     x = to_float(mnist.x_train)
     return (x[train], mnist.y_train[train]), (x[val], mnist.y_train[val])
 
 
-def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, verbose: int = 1) -> TrainResult:
+def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, verbose: int = 1,
+          callbacks: list | None = None) -> TrainResult:
     """Train zoo model ``name`` on ``mnist`` with ``recipe`` and evaluate it on the test set.
 
     Args:
@@ -55,7 +61,8 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
         mnist: loaded data.
         recipe: hyper-parameters, seed included.
         limit: use only this many (seeded, random) training images.
-        verbose: Keras fit verbosity (1 = progress bar, 2 = one line per epoch).
+        verbose: Keras fit verbosity (0 = silent, 1 = progress bar, 2 = one line per epoch).
+        callbacks: extra Keras callbacks (e.g. a progress display).
 
     Returns:
         The trained model (best validation epoch) and its history. On Ctrl-C after at least one
@@ -93,7 +100,7 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
     try:
         with stop.armed():
             model.fit(**data, validation_data=(x_val, y_val), epochs=recipe.epochs,
-                      callbacks=[best, stopper, stop], verbose=verbose)
+                      callbacks=[best, stopper, stop, *(callbacks or [])], verbose=verbose)
         interrupted = stop.requested
     except KeyboardInterrupt:  # a second Ctrl-C: stop now
         interrupted = True

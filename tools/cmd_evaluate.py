@@ -53,6 +53,10 @@ def evaluate(path, limit, data_dir, backend, as_json, robustness, photos, seed):
     model_path = resolve_model_path(path)
     if model_path.suffix not in EXPORTED_SUFFIXES + (".keras",):
         raise click.UsageError(f"{model_path} is not a model (.keras, .tflite or .onnx); pass a model file or a run directory")
+    if robustness:
+        from mnistkit.tools.shifts import require_scipy
+
+        require_scipy()  # before the slow parts
     mnist = load_mnist(data_dir)
     x, y = mnist.x_test[:limit], mnist.y_test[:limit]
     if robustness:

@@ -39,8 +39,11 @@ def export(source, fmt, quantize, calibration_samples, seed, out, force, data_di
     Exits 1 if any requested file could not be delivered.
     """
     from mnistkit.export.modes import Format, Mode
+    from mnistkit.models.extras import require_train_stack
     from mnistkit.runtime.errors import UsageError
     from mnistkit.tools.exporting import run_export
+
+    require_train_stack("mnistkit export")
 
     if calibration_samples < 1:
         raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from mnistkit.runtime.errors import ImageError
 from mnistkit.runtime.preprocess import prepare
-from mnistkit.tools.shifts import CLEAN, SHIFTS, Shift
+from mnistkit.tools.shifts import CLEAN, SHIFTS, Shift, require_scipy
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 """float32 (N, 28, 28) in [0, 1] -> probabilities (N, 10)."""
@@ -66,6 +66,7 @@ def build(x: np.ndarray, y: np.ndarray, seed: int = 0, photos: int = DEFAULT_PHO
         shifts: which shifts.
         progress: called with each set's name before it is built.
     """
+    require_scipy()
     bench = Bench(seed=seed)
     for index, shift in enumerate((CLEAN, *shifts)):
         if progress:

@@ -37,6 +37,9 @@ def load_keras(path: str | Path):
     path = resolve_model_path(path)
     if path.suffix != ".keras":
         raise ModelError(f"{path} is not a Keras model (.keras); pass a .keras file or a run directory")
+    from mnistkit.models.extras import require_train_stack
+
+    require_train_stack(f"reading the Keras model {path}")
     import keras
 
     try:

@@ -19,13 +19,14 @@ import numpy as np
 SIDE = 28
 
 
-def _ndimage():
+def require_scipy():
+    """scipy.ndimage, or MissingExtraError naming the extra."""
     try:
         from scipy import ndimage
     except ImportError:
-        from mnistkit.runtime.errors import UsageError
+        from mnistkit.runtime.errors import MissingExtraError
 
-        raise UsageError('the robustness benchmark needs scipy: pip install "mnistkit[robustness]"') from None
+        raise MissingExtraError('the robustness benchmark needs scipy: pip install "mnistkit[robustness]"') from None
     return ndimage
 
 
@@ -46,7 +47,7 @@ def _resample(x: np.ndarray, side: int) -> np.ndarray:
 
 def _affine(x: np.ndarray, matrices: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
     """Apply per-image 2x2 forward maps about the centre (bilinear, zero fill)."""
-    ndimage = _ndimage()
+    ndimage = require_scipy()
     c = np.array([(SIDE - 1) / 2] * 2)
     out = np.empty(x.shape, np.float32)
     f = _float(x)
@@ -107,20 +108,20 @@ def to_border(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def thicken(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Marker strokes: grey dilation with a 3x3 cross (about 2 pixels wider)."""
-    ndimage = _ndimage()
+    ndimage = require_scipy()
     cross = ndimage.generate_binary_structure(2, 1)
     return np.stack([ndimage.grey_dilation(img, footprint=cross) for img in _float(x)])
 
 
 def thin(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Pencil strokes: grey erosion with a 2x2 square (about 1 pixel thinner)."""
-    ndimage = _ndimage()
+    ndimage = require_scipy()
     return np.stack([ndimage.grey_erosion(img, size=(2, 2)) for img in _float(x)])
 
 
 def blur(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Out of focus: Gaussian blur, sigma 1.2 pixels."""
-    ndimage = _ndimage()
+    ndimage = require_scipy()
     return np.stack([ndimage.gaussian_filter(img, 1.2) for img in _float(x)])
 
 
