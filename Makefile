@@ -8,9 +8,10 @@ export MNISTKIT_DATA ?= $(if $(wildcard $(SHARED_MNIST)/README.md),$(SHARED_MNIS
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 MK := $(VENV)/bin/mnistkit
+ROBUSTNESS_EXTRA ?= # more LABEL=PATH models for `make robustness`, e.g. "cnn before=old/cnn.keras"
 ZOO := linear mlp rnn lstm bilstm cnn
 
-.PHONY: setup test test-fast demo pretrained exports bench report clean
+.PHONY: setup test test-fast demo pretrained exports bench report robustness clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ exports: setup  ## the full export matrix of the pretrained zoo into exports/pre
 bench: setup  ## benchmark the export matrix and the Keras sources into reports/bench.json
 	@mkdir -p reports
 	$(MK) bench exports/pretrained --json > reports/bench.json.tmp && mv reports/bench.json.tmp reports/bench.json
+
+robustness: setup  ## accuracy of the committed zoo and the default model under shifts into reports/robustness.json (~10 min)
+	$(PY) -m mnistkit.tools.robustness_matrix --out reports/robustness.json $(foreach m,$(ZOO),$(m)=models/pretrained/$(m).keras) default.tflite=runtime/assets/default.tflite $(ROBUSTNESS_EXTRA)
 
 report: exports bench  ## regenerate REPORT.md and its charts from the committed models
 	$(MK) report

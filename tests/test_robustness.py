@@ -90,3 +90,24 @@ def test_evaluate_robustness_cli():
     assert all(0.0 <= data["accuracy"][n] <= 1.0 for n in names)
     text = CliRunner().invoke(cli, ["evaluate", DEFAULT_MODEL, "--robustness", "--limit", "30", "--photos", "0"])
     assert text.exit_code == 0 and "broken" in text.output and "mean" in text.output
+
+
+def test_matrix_json_and_report_section(tmp_path):
+    from mnistkit.tools import report_robustness, robustness_matrix
+
+    out = tmp_path / "robustness.json"
+    code = robustness_matrix.main([f"default.tflite={DEFAULT_MODEL}", f"copy={DEFAULT_MODEL}", "--out", str(out),
+                                   "--limit", "50", "--photos", "0"])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["count"] == 50 and set(doc["models"]) == {"default.tflite", "copy"}
+    assert doc["models"]["copy"] == {**doc["models"]["default.tflite"], "path": DEFAULT_MODEL}
+    parts = report_robustness.section(out, tmp_path, lambda p: p.name, default_label="default.tflite")
+    text = "\n".join(parts)
+    assert (tmp_path / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| lowres-8 |" in text and "mean over shifts" in text
+    acc = doc["models"]["default.tflite"]
+    mean_line = next(line for line in text.splitlines() if "mean accuracy over the shifts" in line)
+    assert mean_line.endswith("met") == (acc["mean"] >= 0.97)
+    assert report_robustness.section(tmp_path / "missing.json", tmp_path, str) == []
+    assert robustness_matrix.main(["no-equals-sign", "--out", str(out)]) == 2

@@ -1,0 +1,87 @@
+"""Run the robustness benchmark for several models at once and write the JSON the report reads.
+
+    python -m mnistkit.tools.robustness_matrix --out reports/robustness.json \\
+        cnn=models/pretrained/cnn.keras "cnn (before)=old/cnn.keras" default=runtime/assets/default.tflite
+
+Each argument is ``LABEL=PATH`` (a .keras file, a run directory, or an exported .tflite/.onnx run
+through the runtime). The shifted sets are built once (seeded) and every model sees the same images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from mnistkit.runtime.errors import MnistkitError, UsageError
+
+
+def _parse(pairs: list[str]) -> dict[str, Path]:
+    models = {}
+    for pair in pairs:
+        label, sep, path = pair.partition("=")
+        if not sep or not label or not path:
+            raise UsageError(f"{pair!r} is not LABEL=PATH; e.g. cnn=models/pretrained/cnn.keras")
+        if not Path(path).exists():
+            raise UsageError(f"{path} does not exist (for {label})")
+        models[label] = Path(path)
+    return models
+
+
+def run(models: dict[str, Path], *, limit: int | None, seed: int, photos: int, data_dir: str | None) -> dict:
+    """Build the benchmark and evaluate every model; returns the JSON document."""
+    from mnistkit.models.data import load_mnist
+    from mnistkit.tools import robustness
+    from mnistkit.tools.cmd_evaluate import load_predictor
+    from mnistkit.tools.runs import resolve_model_path
+
+    mnist = load_mnist(data_dir)
+    x, y = mnist.x_test[:limit], mnist.y_test[:limit]
+    start = time.perf_counter()
+    bench = robustness.build(x, y, seed=seed, photos=photos,
+                             progress=lambda name: print(f"preparing {name}", file=sys.stderr, flush=True))
+    print(f"prepared in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    results = {}
+    for label, path in models.items():
+        t = time.perf_counter()
+        model_path = resolve_model_path(path)
+        results[label] = {"path": str(path), **robustness.evaluate(load_predictor(model_path), bench)}
+        print(f"{label}: mean {results[label]['mean']:.2%} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    return {
+        "seed": seed, "count": len(y), "photos": photos,
+        "sets": robustness.descriptions(),
+        "refused": {k: int(v.sum()) for k, v in bench.refused.items()},
+        "models": results,
+        "table": robustness.format_table(results, bench),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    from mnistkit.models.artifacts import write_json_atomic
+
+    parser = argparse.ArgumentParser(prog="python -m mnistkit.tools.robustness_matrix",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+", help="LABEL=PATH of each model")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--limit", type=int, help="first N test images only (default: all 10,000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--photos", type=int, default=300, help="photo-like images (default 300)")
+    parser.add_argument("--data-dir", help="MNIST folder (default: $MNISTKIT_DATA)")
+    args = parser.parse_args(argv)
+    try:
+        doc = run(_parse(args.models), limit=args.limit, seed=args.seed, photos=args.photos, data_dir=args.data_dir)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except MnistkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_json_atomic(args.out, doc)
+    print(doc["table"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
