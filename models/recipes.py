@@ -40,12 +40,13 @@ class Recipe:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict:
-        """Plain-dict form for manifests."""
-        return dataclasses.asdict(self)
+        """Plain-dict form for manifests (the augmentation preset spelled out)."""
+        return dataclasses.asdict(self) | {"augmentation": self.augmentation.to_dict()}
 
 
 RECIPES: dict[str, Recipe] = {
-    "linear": Recipe(learning_rate=3e-3, batch_size=64, augment="light"),
+    # With the "light" augmentation: 90.63% (goal 92.5%): one dense layer cannot afford it.
+    "linear": Recipe(learning_rate=3e-3, batch_size=64),
     # Without the shift augmentation this MLP peaked at 97.9-98.06% (several seeds/rates tried).
     "mlp": Recipe(learning_rate=1e-3, batch_size=64, dropout=0.2, patience=6, augment="light"),
     "rnn": Recipe(learning_rate=1e-3, clipnorm=1.0, augment="light"),
