@@ -111,3 +111,16 @@ def test_matrix_json_and_report_section(tmp_path):
     assert mean_line.endswith("met") == (acc["mean"] >= 0.97)
     assert report_robustness.section(tmp_path / "missing.json", tmp_path, str) == []
     assert robustness_matrix.main(["no-equals-sign", "--out", str(out)]) == 2
+
+
+def test_matrix_append_keeps_models_and_refuses_other_settings(tmp_path):
+    from mnistkit.tools import robustness_matrix
+
+    out = tmp_path / "r.json"
+    base = ["--out", str(out), "--limit", "30", "--photos", "0"]
+    assert robustness_matrix.main([f"a={DEFAULT_MODEL}", *base]) == 0
+    assert robustness_matrix.main([f"b={DEFAULT_MODEL}", *base, "--append"]) == 0
+    doc = json.loads(out.read_text())
+    assert list(doc["models"]) == ["a", "b"] and doc["models"]["a"]["mean"] == doc["models"]["b"]["mean"]
+    assert robustness_matrix.main([f"c={DEFAULT_MODEL}", "--out", str(out), "--limit", "40", "--photos", "0", "--append"]) == 2
+    assert list(json.loads(out.read_text())["models"]) == ["a", "b"]

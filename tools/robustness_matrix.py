@@ -5,6 +5,8 @@
 
 Each argument is ``LABEL=PATH`` (a .keras file, a run directory, or an exported .tflite/.onnx run
 through the runtime). The shifted sets are built once (seeded) and every model sees the same images.
+``--append`` adds models to an existing file made with the same seed, count and photos (the sets
+are rebuilt identically from the seed).
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ def run(models: dict[str, Path], *, limit: int | None, seed: int, photos: int, d
         model_path = resolve_model_path(path)
         results[label] = {"path": str(path), **robustness.evaluate(load_predictor(model_path), bench)}
         print(f"{label}: mean {results[label]['mean']:.2%} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    print(robustness.format_table(results, bench))
     return {
         "seed": seed, "count": len(y), "photos": photos,
         "sets": robustness.descriptions(),
         "refused": {k: int(v.sum()) for k, v in bench.refused.items()},
         "models": results,
-        "table": robustness.format_table(results, bench),
     }
 
 
@@ -69,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--photos", type=int, default=300, help="photo-like images (default 300)")
     parser.add_argument("--data-dir", help="MNIST folder (default: $MNISTKIT_DATA)")
+    parser.add_argument("--append", action="store_true", help="keep the models already in --out")
     args = parser.parse_args(argv)
     try:
+        previous = _previous(args) if args.append else None
         doc = run(_parse(args.models), limit=args.limit, seed=args.seed, photos=args.photos, data_dir=args.data_dir)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -78,9 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     except MnistkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if previous:
+        doc["models"] = previous["models"] | doc["models"]
     write_json_atomic(args.out, doc)
-    print(doc["table"])
     return 0
+
+
+def _previous(args) -> dict | None:
+    """The existing --out document, checked to come from the same benchmark settings."""
+    import json
+
+    if not args.out.is_file():
+        return None
+    doc = json.loads(args.out.read_text())
+    count = doc.get("count")
+    same = doc.get("seed") == args.seed and doc.get("photos") == args.photos and count == (args.limit or 10000)
+    if not same:
+        raise UsageError(f"{args.out} was made with other settings (seed {doc.get('seed')}, {count} images, "
+                         f"{doc.get('photos')} photos); drop --append or use the same ones")
+    return doc
 
 
 if __name__ == "__main__":
