@@ -42,7 +42,7 @@ bench: setup  ## benchmark the export matrix and the Keras sources into reports/
 	$(MK) bench exports/pretrained --json > reports/bench.json.tmp && mv reports/bench.json.tmp reports/bench.json
 
 robustness: setup  ## accuracy of the committed zoo and the default model under shifts into reports/robustness.json (~10 min)
-	$(PY) -m mnistkit.tools.robustness_matrix --out reports/robustness.json $(foreach m,$(ZOO),$(m)=models/pretrained/$(m).keras) default.tflite=runtime/assets/default.tflite $(ROBUSTNESS_EXTRA)
+	$(PY) -m mnistkit.tools.robustness.matrix --out reports/robustness.json $(foreach m,$(ZOO),$(m)=models/pretrained/$(m).keras) default.tflite=runtime/assets/default.tflite $(ROBUSTNESS_EXTRA)
 
 report: exports bench  ## regenerate REPORT.md and its charts from the committed models
 	$(MK) report

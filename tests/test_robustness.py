@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mnistkit.runtime.preprocess import prepare
-from mnistkit.tools import robustness, shifts
+from mnistkit.tools.robustness import benchmark as robustness, shifts
 from mnistkit.tools.cli import cli
 
 pytest.importorskip("scipy")
@@ -93,7 +93,8 @@ def test_evaluate_robustness_cli():
 
 
 def test_matrix_json_and_report_section(tmp_path):
-    from mnistkit.tools import report_robustness, robustness_matrix
+    from mnistkit.tools.report import robustness as report_robustness
+    from mnistkit.tools.robustness import matrix as robustness_matrix
 
     out = tmp_path / "robustness.json"
     code = robustness_matrix.main([f"default.tflite={DEFAULT_MODEL}", f"copy={DEFAULT_MODEL}", "--out", str(out),
@@ -114,7 +115,7 @@ def test_matrix_json_and_report_section(tmp_path):
 
 
 def test_matrix_append_keeps_models_and_refuses_other_settings(tmp_path):
-    from mnistkit.tools import robustness_matrix
+    from mnistkit.tools.robustness import matrix as robustness_matrix
 
     out = tmp_path / "r.json"
     base = ["--out", str(out), "--limit", "30", "--photos", "0"]

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mnistkit.tools.quiet import is_noise
+from mnistkit.tools.training.quiet import is_noise
 
 NOISE_MARKERS = ("oneDNN custom operations", "absl::InitializeLog", "use_unbounded_threadpool")
 TRAIN = [sys.executable, "-m", "mnistkit.tools.cli", "train", "mlp", "--limit", "1200", "--epochs", "2"]
@@ -33,7 +33,7 @@ def test_noise_patterns():
 def test_filter_drops_native_noise_and_keeps_the_rest():
     code = (
         "import os, sys\n"
-        "from mnistkit.tools.quiet import filtered_stderr\n"
+        "from mnistkit.tools.training.quiet import filtered_stderr\n"
         "with filtered_stderr():\n"
         "    import tensorflow\n"  # the real start-up chatter, written by C++ at import time
         "    os.write(2, b'W0000 00:00:1.2   1 some.cc:3] chatter\\nkeep me\\n')\n"

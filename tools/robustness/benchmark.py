@@ -1,8 +1,8 @@
 """The robustness benchmark: accuracy of a model on MNIST's test set under controlled shifts.
 
-Every shifted image (tools/shifts.py) goes through the runtime's preprocessing
+Every shifted image (tools/robustness/shifts.py) goes through the runtime's preprocessing
 (``mnistkit.runtime.preprocess.prepare``) before the model, as a user's image would: a digit the
-preprocessing refuses counts as wrong. The photo-like set of ``tools/make_samples.py`` (fonts and
+preprocessing refuses counts as wrong. The photo-like set of ``tools/scripts/make_samples.py`` (fonts and
 MNIST ink on paper, written to a temporary folder) is measured the same way. The summary is the mean
 over the shifts (``clean`` and ``photos`` excluded) and the worst shift.
 """
@@ -18,13 +18,33 @@ import numpy as np
 
 from mnistkit.runtime.errors import ImageError
 from mnistkit.runtime.preprocess import prepare
-from mnistkit.tools.shifts import CLEAN, SHIFTS, Shift, require_scipy
+from mnistkit.tools.robustness.shifts import CLEAN, SHIFTS, Shift, require_scipy
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 """float32 (N, 28, 28) in [0, 1] -> probabilities (N, 10)."""
 
 PHOTOS = "photos"
 DEFAULT_PHOTOS = 300
+
+
+EXPORTED_SUFFIXES = (".tflite", ".onnx")
+
+
+def load_predictor(path: Path, backend: str | None = None) -> Predictor:
+    """A :data:`Predictor` for a Keras model (file or run folder) or an exported file (through the runtime).
+
+    Args:
+        path: a ``.keras`` file, a training run folder, or a ``.tflite`` / ``.onnx`` file.
+        backend: runtime backend for exported files (None: the best installed).
+    """
+    if Path(path).suffix in EXPORTED_SUFFIXES:
+        from mnistkit.runtime import Classifier
+
+        return Classifier.load(path, backend=backend).predict_proba
+    from mnistkit.models.source import load_keras
+
+    model = load_keras(path)
+    return lambda x: model.predict(x, batch_size=1000, verbose=0)
 
 
 @dataclass
@@ -87,7 +107,7 @@ def photo_set(count: int, seed: int, x: np.ndarray, y: np.ndarray) -> tuple[np.n
         MnistkitError: no usable TrueType fonts on this machine.
     """
     from mnistkit.runtime.errors import MnistkitError
-    from mnistkit.tools.make_samples import Renderer, find_fonts, make_set
+    from mnistkit.tools.scripts.make_samples import Renderer, find_fonts, make_set
 
     fonts = find_fonts()
     if not fonts:
@@ -119,10 +139,10 @@ def summary(acc: dict[str, float]) -> dict[str, float]:
 
 def descriptions() -> dict[str, str]:
     """One line per set name: what it does."""
-    from mnistkit.tools.make_samples import MNIST_SHARE
+    from mnistkit.tools.scripts.make_samples import MNIST_SHARE
 
     rows = {s.name: s.description for s in (CLEAN, *SHIFTS)}
-    rows[PHOTOS] = (f"photo-like images from tools/make_samples.py (fonts, {MNIST_SHARE:.0%} MNIST ink; "
+    rows[PHOTOS] = (f"photo-like images from tools/scripts/make_samples.py (fonts, {MNIST_SHARE:.0%} MNIST ink; "
                     "paper, lighting, blur, noise, file formats)")
     return rows
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from mnistkit.tools.robustness import PHOTOS
+from mnistkit.tools.robustness.benchmark import PHOTOS
 
 # Goals for the default device model (issue 16): clean accuracy, mean over the shifts, worst shift.
 GOALS = {"clean": 0.994, "mean": 0.97, "worst": 0.90}
@@ -28,7 +28,7 @@ def section(path: Path, charts: Path, rel: Callable[[Path], Path], default_label
     """Markdown parts of the robustness section (empty when ``path`` does not exist)."""
     if not path.is_file():
         return []
-    from mnistkit.tools.plots import accuracy_grid
+    from mnistkit.tools.report.plots import accuracy_grid
 
     doc = json.loads(path.read_text())
     models = doc["models"]
@@ -48,7 +48,7 @@ def section(path: Path, charts: Path, rel: Callable[[Path], Path], default_label
     refused = ", ".join(f"{k} {v}" for k, v in doc.get("refused", {}).items() if v) or "none"
     parts = [
         "## Robustness: MNIST test digits under controlled shifts",
-        f"Measured by `python -m mnistkit.tools.robustness_matrix` on {doc['count']:,} test images (seed {doc['seed']}) "
+        f"Measured by `python -m mnistkit.tools.robustness.matrix` on {doc['count']:,} test images (seed {doc['seed']}) "
         f"and {doc['photos']} photo-like images ({PHOTOS}); `mnistkit evaluate MODEL --robustness` prints the same "
         "table for one model. Every image goes through the runtime preprocessing first, as a user's image would; "
         f"images it refuses count as wrong (refused: {refused}). \"before\" columns are the models committed before the "

@@ -11,20 +11,10 @@ import numpy as np
 EXPORTED_SUFFIXES = (".tflite", ".onnx")
 
 
-def load_predictor(path: Path, backend: str | None = None):
-    """A function from float images (N, 28, 28) to class probabilities, for a Keras or exported model."""
-    if path.suffix in EXPORTED_SUFFIXES:
-        from mnistkit.runtime import Classifier
-
-        return Classifier.load(path, backend=backend).predict_proba
-    from mnistkit.tools.runs import load_keras
-
-    model = load_keras(path)
-    return lambda x: model.predict(x, batch_size=1000, verbose=0)
-
-
 def predict_test_set(path: Path, x: np.ndarray, backend: str | None = None) -> np.ndarray:
     """Class probabilities for float images ``x`` from a Keras file, run directory or exported model."""
+    from mnistkit.tools.robustness.benchmark import load_predictor
+
     return load_predictor(path, backend)(x)
 
 
@@ -47,19 +37,21 @@ def evaluate(path, limit, data_dir, backend, as_json, robustness, photos, seed):
     10,000 images; try --limit 1000 first).
     """
     from mnistkit.models.data import load_mnist, to_float
-    from mnistkit.tools.metrics import classification_metrics, classification_report
-    from mnistkit.tools.runs import resolve_model_path
+    from mnistkit.tools.report.metrics import classification_metrics, classification_report
+    from mnistkit.models.source import resolve_model_path
 
     model_path = resolve_model_path(path)
     if model_path.suffix not in EXPORTED_SUFFIXES + (".keras",):
         raise click.UsageError(f"{model_path} is not a model (.keras, .tflite or .onnx); pass a model file or a run directory")
     if robustness:
-        from mnistkit.tools.shifts import require_scipy
+        from mnistkit.tools.robustness.shifts import require_scipy
 
         require_scipy()  # before the slow parts
     mnist = load_mnist(data_dir)
     x, y = mnist.x_test[:limit], mnist.y_test[:limit]
     if robustness:
+        from mnistkit.tools.robustness.benchmark import load_predictor
+
         _robustness(model_path, load_predictor(model_path, backend), x, y, seed=seed, photos=photos, as_json=as_json)
         return
     probs = predict_test_set(model_path, to_float(x), backend)
@@ -79,7 +71,7 @@ def _robustness(model_path: Path, predict, x: np.ndarray, y: np.ndarray, *, seed
     import sys
     import time
 
-    from mnistkit.tools.robustness import CLEAN, PHOTOS, SHIFTS, build, evaluate, format_table
+    from mnistkit.tools.robustness.benchmark import CLEAN, PHOTOS, SHIFTS, build, evaluate, format_table
 
     names = [CLEAN.name, *(s.name for s in SHIFTS)] + ([PHOTOS] if photos else [])
     start = time.perf_counter()

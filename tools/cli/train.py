@@ -38,9 +38,9 @@ def _run_one(name: str, out: Path, limit, data_dir, force: bool, overrides: dict
     from mnistkit.models.data import load_mnist
     from mnistkit.models.recipes import validate_recipe
     from mnistkit.runtime.errors import OutputExistsError
-    from mnistkit.tools.quiet import filtered_stderr
-    from mnistkit.tools.runs import publish, write_run
     from mnistkit.models.extras import require_train_stack
+    from mnistkit.tools.training.quiet import filtered_stderr
+    from mnistkit.tools.training.runs import publish, write_run
 
     require_train_stack("mnistkit train")
 
@@ -58,7 +58,7 @@ def _run_one(name: str, out: Path, limit, data_dir, force: bool, overrides: dict
         if verbose:
             result = train(name, mnist, recipe, limit=limit, verbose=1 if terminal.isatty() else 2)
         else:
-            from mnistkit.tools.train_progress import EpochProgress
+            from mnistkit.tools.training.progress import EpochProgress
 
             total = min(limit or len(mnist.x_train), len(mnist.x_train))
             images = total - validation_count(total, recipe)

@@ -1,6 +1,6 @@
 """Bundle an exported model as the runtime's default device model (runtime/assets/default.tflite).
 
-    python -m mnistkit.tools.bundle_default exports/pretrained/cnn_int8.tflite
+    python -m mnistkit.tools.scripts.bundle_default exports/pretrained/cnn_int8.tflite
 
 Copies the artifact and its manifest (renamed to default.tflite / default.tflite.json) atomically;
 the manifest's sha256 still matches, so the runtime verifies the bundled file on every load.
@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from mnistkit.models.artifacts import atomic_path, sha256_file, write_json_atomic
+from mnistkit.runtime.cli import ASSETS
 from mnistkit.runtime.errors import IntegrityError
 
-ASSETS = Path(__file__).resolve().parents[1] / "runtime" / "assets"
 
 
 def bundle(artifact: Path, assets: Path = ASSETS) -> Path:

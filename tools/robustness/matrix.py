@@ -1,6 +1,6 @@
 """Run the robustness benchmark for several models at once and write the JSON the report reads.
 
-    python -m mnistkit.tools.robustness_matrix --out reports/robustness.json \\
+    python -m mnistkit.tools.robustness.matrix --out reports/robustness.json \\
         cnn=models/pretrained/cnn.keras "cnn (before)=old/cnn.keras" default=runtime/assets/default.tflite
 
 Each argument is ``LABEL=PATH`` (a .keras file, a run directory, or an exported .tflite/.onnx run
@@ -34,9 +34,8 @@ def _parse(pairs: list[str]) -> dict[str, Path]:
 def run(models: dict[str, Path], *, limit: int | None, seed: int, photos: int, data_dir: str | None) -> dict:
     """Build the benchmark and evaluate every model; returns the JSON document."""
     from mnistkit.models.data import load_mnist
-    from mnistkit.tools import robustness
-    from mnistkit.tools.cmd_evaluate import load_predictor
-    from mnistkit.tools.runs import resolve_model_path
+    from mnistkit.tools.robustness import benchmark as robustness
+    from mnistkit.models.source import resolve_model_path
 
     mnist = load_mnist(data_dir)
     x, y = mnist.x_test[:limit], mnist.y_test[:limit]
@@ -48,7 +47,7 @@ def run(models: dict[str, Path], *, limit: int | None, seed: int, photos: int, d
     for label, path in models.items():
         t = time.perf_counter()
         model_path = resolve_model_path(path)
-        results[label] = {"path": str(path), **robustness.evaluate(load_predictor(model_path), bench)}
+        results[label] = {"path": str(path), **robustness.evaluate(robustness.load_predictor(model_path), bench)}
         print(f"{label}: mean {results[label]['mean']:.2%} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     print(robustness.format_table(results, bench))
     return {
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     from mnistkit.models.artifacts import write_json_atomic
 
-    parser = argparse.ArgumentParser(prog="python -m mnistkit.tools.robustness_matrix",
+    parser = argparse.ArgumentParser(prog="python -m mnistkit.tools.robustness.matrix",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", help="LABEL=PATH of each model")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")

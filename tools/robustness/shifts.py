@@ -5,7 +5,7 @@ real capture differs from MNIST: a low-resolution scan upscaled, a marker's thic
 strokes, rotation, slant, size, a digit off-centre against the border, blur, sensor noise, broken
 strokes, dark ink on light paper. Random parameters come from ``numpy.random.default_rng([seed,
 index])`` per shift, so a shifted set is the same on every machine. Image operations are
-scipy.ndimage's and Pillow's. The benchmark (tools/robustness.py) then passes every image through
+scipy.ndimage's and Pillow's. The benchmark (tools/robustness/benchmark.py) then passes every image through
 the runtime's preprocessing, as the product would.
 """
 
