@@ -24,6 +24,15 @@ def goal_lines(label: str, acc: dict) -> list[str]:
     return lines
 
 
+def _column_order(label: str) -> tuple:
+    """Zoo order, the default model last, each model's "before" column first."""
+    from mnistkit.models.zoo import MODEL_NAMES
+
+    order = [*MODEL_NAMES, "default.tflite"]
+    base = label.split()[0]
+    return (order.index(base) if base in order else len(order), "before" not in label, label)
+
+
 def section(path: Path, charts: Path, rel: Callable[[Path], Path], default_label: str | None = None) -> list[str]:
     """Markdown parts of the robustness section (empty when ``path`` does not exist)."""
     if not path.is_file():
@@ -32,17 +41,15 @@ def section(path: Path, charts: Path, rel: Callable[[Path], Path], default_label
 
     doc = json.loads(path.read_text())
     models = doc["models"]
-    labels = list(models)
+    labels = sorted(models, key=_column_order)
     sets = [name for name in doc["sets"] if name in models[labels[0]]]
-    head = "| set | what | " + " | ".join(labels) + " |"
-    lines = [head, "|" + "---|" * (len(labels) + 2)]
+    lines = ["| set | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
     for name in sets:
-        cells = " | ".join(f"{models[m][name]:.2%}" for m in labels)
-        lines.append(f"| {name} | {doc['sets'][name]} | {cells} |")
-    lines.append("| **mean over shifts** | all rows but clean and photos | "
-                 + " | ".join(f"**{models[m]['mean']:.2%}**" for m in labels) + " |")
-    lines.append("| **worst shift** | | " + " | ".join(f"{models[m]['worst_shift']} {models[m]['worst']:.1%}"
-                                                      for m in labels) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{models[m][name]:.2%}" for m in labels) + " |")
+    lines.append("| **mean over shifts** | " + " | ".join(f"**{models[m]['mean']:.2%}**" for m in labels) + " |")
+    lines.append("| **worst shift** | " + " | ".join(f"{models[m]['worst_shift']} {models[m]['worst']:.1%}"
+                                                  for m in labels) + " |")
+    what = "\n".join(f"- `{name}`: {doc['sets'][name]}" for name in sets)
     chart = accuracy_grid([[models[m][s] for m in labels] for s in sets], sets, labels,
                           charts / "robustness.png", "accuracy under shifts (through the runtime preprocessing)")
     refused = ", ".join(f"{k} {v}" for k, v in doc.get("refused", {}).items() if v) or "none"
@@ -54,6 +61,7 @@ def section(path: Path, charts: Path, rel: Callable[[Path], Path], default_label
         f"images it refuses count as wrong (refused: {refused}). \"before\" columns are the models committed before the "
         "augmented recipes.",
         "\n".join(lines),
+        "The mean is over the shift rows (not clean, not photos). The sets:\n" + what,
         f"![accuracy under shifts]({rel(chart)})",
     ]
     if default_label and default_label in models:
