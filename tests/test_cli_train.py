@@ -87,6 +87,11 @@ def test_ctrl_c_keeps_best_checkpoint(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["interrupted"] is True
 
 
+def test_unknown_augmentation_is_refused(tmp_path):
+    assert_one_line_error(run("train", "mlp", "--augment", "heavy", "--out", str(tmp_path / "r")), 2, "'heavy' is not one of")
+    assert not (tmp_path / "r").exists()
+
+
 def test_unknown_model():
     assert_one_line_error(run("train", "resnet"), 2, "'resnet' is not one of")
 

@@ -4,6 +4,7 @@ epoch elsewhere, and one line naming the extra when the training stack is missin
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import struct
@@ -55,7 +56,7 @@ def test_train_not_at_a_terminal_prints_one_line_per_epoch(tmp_path):
     for marker in NOISE_MARKERS:
         assert marker not in proc.stderr + proc.stdout
     lines = proc.stderr.splitlines()
-    assert lines[0].startswith("Training mlp on 1200 images")
+    assert lines[0].startswith("Training mlp on 1200 images") and "augmentation light" in lines[0]
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert [e.split(":")[0] for e in epochs] == ["epoch 1/2", "epoch 2/2"]
     assert all("val_accuracy" in e and "img/s" in e for e in epochs)
@@ -93,12 +94,14 @@ def test_train_at_a_terminal_shows_a_progress_bar(tmp_path):
 
 @pytest.mark.slow
 def test_verbose_brings_keras_output_back(tmp_path):
-    proc = subprocess.run([*TRAIN, "--epochs", "1", "--verbose", "--out", str(tmp_path / "run")],
+    proc = subprocess.run([*TRAIN, "--epochs", "1", "--verbose", "--augment", "full", "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "ms/step - accuracy" in proc.stdout  # Keras' own per-epoch line
     assert "epoch 1/1:" not in proc.stderr
     assert any(m in proc.stderr for m in NOISE_MARKERS)  # TensorFlow's messages are not filtered
+    manifest = json.loads((tmp_path / "run" / "model.keras.json").read_text())
+    assert manifest["recipe"]["augment"] == "full" and manifest["recipe"]["augmentation"]["affine"] > 0
 
 
 BLOCK_TRAIN_STACK = "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; "

@@ -6,17 +6,20 @@ from pathlib import Path
 
 import click
 
+from mnistkit.models.augment import PRESETS
 from mnistkit.models.zoo import MODEL_NAMES
 
 
 def _options(fn):
     opts = [
-        click.option("--epochs", type=int, help="Maximum epochs (recipe default: 15, 12 for cnn)."),
+        click.option("--epochs", type=int, help="Maximum epochs (recipe default: 15)."),
         click.option("--batch-size", type=int, help="Batch size (recipe default)."),
         click.option("--learning-rate", type=float, help="Initial Adam learning rate, cosine-decayed (recipe default)."),
         click.option("--validation-split", type=float, help="Share of training images held out for early stopping (default 0.1)."),
         click.option("--patience", type=int, help="Epochs without validation-loss improvement before stopping (default 4)."),
         click.option("--seed", type=int, help="Random seed; the same seed repeats the run exactly (default 42)."),
+        click.option("--augment", type=click.Choice(list(PRESETS)),
+                     help="On-the-fly augmentation preset (recipe default: full for cnn/lstm/bilstm, light for mlp/rnn, none for linear)."),
         click.option("--limit", type=int, help="Train on only N (random) training images, e.g. for a quick try."),
         click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the four MNIST IDX files (else $MNISTKIT_DATA, the Keras cache, or download)."),
         click.option("--force", is_flag=True, help="Replace an existing output folder."),
