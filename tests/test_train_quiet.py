@@ -12,11 +12,13 @@ import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 
 import pytest
 
 from mnistkit.tools.training.quiet import is_noise
 
+ROOT = Path(__file__).resolve().parents[1]
 NOISE_MARKERS = ("oneDNN custom operations", "absl::InitializeLog", "use_unbounded_threadpool")
 TRAIN = [sys.executable, "-m", "mnistkit.tools.cli", "train", "mlp", "--limit", "1200", "--epochs", "2"]
 
@@ -112,6 +114,7 @@ BLOCK_TRAIN_STACK = "import sys; sys.modules['tensorflow'] = None; sys.modules['
     ["train-all"],
     ["export", "models/pretrained/mlp.keras", "--format", "tflite"],
     ["evaluate", "models/pretrained/mlp.keras"],
+    ["parity", "models/pretrained/cnn.keras", "runtime/assets/default.tflite"],
 ])
 def test_missing_training_stack_names_the_extra(tmp_path, args):
     """As on a device install without [train]: the modules are made unimportable before mnistkit runs
@@ -119,7 +122,7 @@ def test_missing_training_stack_names_the_extra(tmp_path, args):
     code = BLOCK_TRAIN_STACK + "from mnistkit.tools.cli import main; sys.argv = ['mnistkit', *sys.argv[1:]]; main()"
     env = {k: v for k, v in os.environ.items() if k != "MNISTKIT_DATA"}  # the old message came from here
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path.parent if args[0] == "train" else None, env=env)
+                          cwd=tmp_path if args[0] == "train" else ROOT, env=env)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
