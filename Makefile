@@ -31,7 +31,7 @@ demo: setup  ## train a small model and evaluate it
 	$(MK) train mlp --epochs 3 --out runs/demo-mlp --force
 	$(MK) evaluate runs/demo-mlp
 
-pretrained: setup  ## train the six zoo models on all 60,000 images into models/pretrained (~40 min on 2 cores)
+pretrained: setup  ## train the six zoo models on all 60,000 images into models/pretrained (~1 h on 2 cores with the augmentation)
 	$(MK) train-all --out runs/pretrained --force --publish models/pretrained
 
 exports: setup  ## the full export matrix of the pretrained zoo into exports/pretrained (refused combinations say why)
