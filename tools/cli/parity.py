@@ -79,7 +79,9 @@ def parity(source, artifacts, limit, mode, as_json, report, force, data_dir, lay
     exits 1 when any artifact misses its mode's thresholds.
     """
     from mnistkit.export.parity import run_parity
+    from mnistkit.models.extras import require_train_stack
 
+    require_train_stack("mnistkit parity")  # the source is a Keras model
     results = run_parity(
         source, list(artifacts), limit=limit, mode=mode, data_dir=data_dir, report=report, force=force,
         overrides=overrides(min_agreement, max_delta_p, max_accuracy_delta),

@@ -258,7 +258,7 @@ def default_model_confusion(model: Path, path: Path, data_dir: str | None) -> fl
 
 def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, charts: Path,
                  default_model: Path, compat: Path | None = None, photos: Path | None = None,
-                 data_dir: str | None = None) -> Path:
+                 data_dir: str | None = None, robustness: Path | None = None) -> Path:
     """Write REPORT.md (and charts into ``charts``) from the measured inputs."""
     from mnistkit.tools.bench.measure import BenchRow, plot
 
@@ -292,6 +292,10 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
         f"## Default device model\n`{default_model.name}`: accuracy {default_acc:.2%} on the 10,000 test images.",
         f"![confusion matrix of the default model]({rel(charts / 'default_confusion.png')})",
     ]
+    if robustness:
+        from mnistkit.tools.report.robustness import section
+
+        parts += section(robustness, charts, rel, default_label="default.tflite")
     if photos and photos.is_file():
         parts += ["## Photo-like digits", photos.read_text().strip()]
     bulk = (photos.parent if photos else charts) / "bulk.md"  # written by tools/bench/bulk.py --markdown
