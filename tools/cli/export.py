@@ -43,6 +43,9 @@ def export(ctx, source, fmt, quantize, calibration_samples, seed, out, force, da
     Exits 1 if any requested file could not be delivered.
     """
     from mnistkit.export import export as run_export
+    from mnistkit.models.extras import require_train_stack
+
+    require_train_stack("mnistkit export")
 
     if "tflm" in fmt and ctx.get_parameter_source("quantize") is click.core.ParameterSource.DEFAULT:
         quantize = ("int8",)  # --format tflm is full int8 only; any other --quantize is refused by ExportConfig
