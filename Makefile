@@ -38,7 +38,8 @@ exports: setup  ## the full export matrix of the pretrained zoo into exports/pre
 	@for m in $(ZOO); do $(MK) export models/pretrained/$$m.keras --format all --quantize all --out exports/pretrained --force || true; done
 
 tflm-exports: setup  ## TFLite Micro exports of the pretrained zoo (C sources, arena, parity on TFLM, 10,000 images)
-	@for m in $(ZOO); do $(MK) export models/pretrained/$$m.keras --format tflm --out exports/tflm --force || true; done
+	@mkdir -p exports/tflm
+	@for m in $(ZOO); do $(MK) export models/pretrained/$$m.keras --format tflm --out exports/tflm --force --json > exports/tflm/$$m.outcome.json || true; done
 
 bench: setup  ## benchmark the export matrix and the Keras sources into reports/bench.json
 	@mkdir -p reports

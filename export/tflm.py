@@ -101,6 +101,37 @@ def _runs(data: bytes, arena: int) -> bool:
         return False
 
 
+def _runs_quietly(data: bytes, arena: int) -> bool:
+    from mnistkit.runtime.cli import quiet_native_stderr
+
+    with quiet_native_stderr():
+        return _runs(data, arena)
+
+
+def _failure_reason(data: bytes) -> str:
+    """What TFLM says when the model does not prepare or run: its kernel's message (printed on the
+    native stderr, captured here), else the exception."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            it = _interpreter(data, _ARENA_CEILING)
+            detail = it.get_input_details(0)
+            it.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
+            it.invoke()
+            exc_line = "it fails to run"
+        except (RuntimeError, ValueError) as exc:
+            exc_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)
+        lines = [ln.strip() for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
+    return "; ".join(lines[:2])[:300] if lines else exc_line
+
+
 def measure_arena(data: bytes) -> int:
     """The smallest tensor arena (bytes) in which the TFLM interpreter prepares and runs the model.
 
@@ -117,14 +148,10 @@ def measure_arena(data: bytes) -> int:
                                       "pip install 'mnistkit[tflm]'") from None
     from mnistkit.runtime.cli import quiet_native_stderr
 
+    if not _runs_quietly(data, _ARENA_CEILING):
+        raise ExportError(f"the TFLM interpreter (tflite-micro {_tflm_version()}) cannot run this model: "
+                          f"{_failure_reason(data)}")
     with quiet_native_stderr():
-        if not _runs(data, _ARENA_CEILING):
-            try:
-                _interpreter(data, _ARENA_CEILING)
-                why = "it fails to run"
-            except (RuntimeError, ValueError) as exc:
-                why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"the TFLM interpreter cannot run this model ({why[:200]})")
         lo, hi = 1, _ARENA_CEILING
         while lo < hi:
             mid = (lo + hi) // 2

@@ -1,6 +1,6 @@
 """REPORT.md's "Microcontrollers" section, generated from the manifests of the pretrained models'
 ``--format tflm`` exports (``make tflm-exports``): flash, tensor arena, agreement and accuracy on the
-TFLM interpreter, and which common boards each model fits.
+TFLM interpreter, which common boards each model fits, and the reason printed for a refused model.
 """
 
 from __future__ import annotations
@@ -49,6 +49,21 @@ def tflm_manifests(folder: Path) -> list[dict]:
     return sorted(found, key=lambda m: MODEL_NAMES.index(m["model"]) if m["model"] in MODEL_NAMES else 99)
 
 
+def refusals(folder: Path) -> dict[str, str]:
+    """Model -> the refusal message of its ``--format tflm`` export, from the ``<model>.outcome.json``
+    files ``make tflm-exports`` writes (``mnistkit export --json`` output)."""
+    out = {}
+    for path in sorted(folder.glob("*.outcome.json")):
+        try:
+            outcomes = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for o in outcomes if isinstance(outcomes, list) else []:
+            if isinstance(o, dict) and not o.get("ok") and o.get("message"):
+                out[path.name.split(".")[0]] = o["message"]
+    return out
+
+
 def fits(board: Board, flash_bytes: int, arena_bytes: int) -> bool:
     """Whether a model fits a board: its array and its recommended arena each within HEADROOM."""
     return flash_bytes <= HEADROOM * board.flash_kb * 1024 and arena_bytes <= HEADROOM * board.ram_kb * 1024
@@ -85,10 +100,9 @@ def section(exports: Path, summary_path: Path | None = None) -> str:
             "Keras source. A board fits a model when the array takes at most "
             f"{HEADROOM:.0%} of its flash and the recommended arena at most {HEADROOM:.0%} of its RAM (the rest is "
             "left for the TFLM library, the application and the stack).",
-            "Recurrent models run as the full-int8 WHILE-loop graph of the TFLite export (one copy of the time step) "
-            "rebuilt with a batch of 1, on TFLM's WHILE kernel. The free-batch `--format tflite` file does not "
-            "prepare on TFLM (a RESHAPE over the dynamic batch). TFLM also has a fused UNIDIRECTIONAL_SEQUENCE_LSTM "
-            "kernel, but Keras 3 never emits that op."]
+            "Recurrent models are exported as the full-int8 WHILE-loop graph of the TFLite export "
+            "(export/recurrent_int8.py) built with a batch of 1; TFLM has WHILE and BATCH_MATMUL kernels, and also a "
+            "fused UNIDIRECTIONAL_SEQUENCE_LSTM kernel, which Keras 3 never emits."]
     if not rows:
         return "\n\n".join(head + ["No tflm exports found: run `make tflm-exports`."])
     table = ["| model | flash KB | arena KB (min / recommended) | TFLM agreement | TFLM accuracy (Keras) | operators | "
@@ -103,8 +117,10 @@ def section(exports: Path, summary_path: Path | None = None) -> str:
     boards = "Boards: " + "; ".join(f"{b.name}: {b.chip}, {b.ram_kb} KB RAM, {b.flash_kb // 1024} MB flash"
                                     for b in BOARDS) + "."
     missing = [n for n in MODEL_NAMES if n not in {r["model"] for r in rows}]
-    note = (f"Not delivered: {', '.join(missing)} (refused by `mnistkit export --format tflm`; its output names the "
-            "reason)." if missing else "")
+    reasons = refusals(exports)
+    note = ("Not delivered (refused by `mnistkit export --format tflm`, reason as it printed):\n"
+            + "\n".join(f"- {n}: {reasons.get(n, 'no export found; run `make tflm-exports`')}" for n in missing)
+            if missing else "")
     version = rows[0].get("tflite_micro")
     ops = "; ".join(f"{r['model']}: {', '.join(r['operators'])}" for r in rows)
     parts = [*head, "\n".join(table), boards,

@@ -1,7 +1,8 @@
 // Test stand-in for TensorFlow Lite Micro's tensorflow/lite/micro/micro_mutable_op_resolver.h.
 // TFLM's C++ sources cannot be fetched on the test machines, so the generated op resolver header is
 // compiled against this: the same class template and Add...() method names as TFLM's resolver (the
-// list its Python interpreter, python/tflite_micro/python_ops_resolver.cc, registers), with TFLM's
+// list its Python interpreter, python/tflite_micro/python_ops_resolver.cc, registers, plus
+// AddBatchMatMul, which newer TFLM releases have), with TFLM's
 // rules that a second registration of an operator, or one beyond the capacity, fails.
 #ifndef TENSORFLOW_LITE_MICRO_MICRO_MUTABLE_OP_RESOLVER_H_
 #define TENSORFLOW_LITE_MICRO_MICRO_MUTABLE_OP_RESOLVER_H_
@@ -20,6 +21,7 @@ class MicroMutableOpResolver {
   TfLiteStatus AddArgMin() { return Register(5); }
   TfLiteStatus AddAssignVariable() { return Register(6); }
   TfLiteStatus AddAveragePool2D() { return Register(7); }
+  TfLiteStatus AddBatchMatMul() { return Register(200); }
   TfLiteStatus AddBatchToSpaceNd() { return Register(8); }
   TfLiteStatus AddBroadcastArgs() { return Register(9); }
   TfLiteStatus AddBroadcastTo() { return Register(10); }
