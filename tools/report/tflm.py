@@ -60,7 +60,7 @@ def refusals(folder: Path) -> dict[str, str]:
             continue
         for o in outcomes if isinstance(outcomes, list) else []:
             if isinstance(o, dict) and not o.get("ok") and o.get("message"):
-                out[path.name.split(".")[0]] = o["message"]
+                out[path.name.split(".")[0]] = o["message"].split("; not written")[0]
     return out
 
 
