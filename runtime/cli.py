@@ -136,7 +136,8 @@ def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k:
                "classify_ms": round(total_ms, 3),
                "ms_per_image": round(total_ms / ok, 3) if ok else None}
     if as_json:
-        click.echo(json.dumps({"results": records, "summary": summary}, indent=2))
+        # allow_nan=False: strict JSON only (scores are checked finite; this keeps it a guarantee)
+        click.echo(json.dumps({"results": records, "summary": summary}, indent=2, allow_nan=False))
     else:
         per = f" ({summary['ms_per_image']:.1f} ms/image)" if ok else ""
         click.echo(f"classified {ok} of {len(records)} image(s) in {total_ms:.1f} ms{per} with "
