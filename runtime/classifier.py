@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistkit.runtime import backends, limits, manifest, pixels
+from mnistkit.runtime import backends, embedded, limits, manifest, pixels
 from mnistkit.runtime.engine import Engine
-from mnistkit.runtime.errors import BackendUnavailableError, ModelError, UsageError
+from mnistkit.runtime.errors import BackendUnavailableError, IntegrityError, ModelError, UsageError
 from mnistkit.runtime.prediction import Prediction, predictions
 
 
@@ -35,7 +35,7 @@ class Classifier:
     """A loaded model plus the logic to feed it images. Build it with ``Classifier.load``."""
 
     def __init__(self, engine: Engine, *, path: Path, fmt: str, manifest_data: dict | None,
-                 concurrency: str = "per-thread"):
+                 concurrency: str = "per-thread", metadata: dict | None = None):
         if concurrency not in ("per-thread", "lock"):
             raise UsageError(f"concurrency must be 'per-thread' or 'lock', not {concurrency!r}")
         self._engine = engine
@@ -46,15 +46,18 @@ class Classifier:
         self.path = path
         self.format = fmt
         self.manifest = manifest_data
+        #: The manifest essentials embedded in the file itself (None if it carries none).
+        self.metadata = metadata
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None,
              threads: int | None = None, *, concurrency: str = "per-thread",
-             max_memory_mb: float | None = None) -> "Classifier":
+             max_memory_mb: float | None = None, require_manifest: bool = False) -> "Classifier":
         """Load a .tflite or .onnx model.
 
         Args:
-            path: the model file. If ``<path>.json`` lies beside it, its sha256 is checked.
+            path: the model file. If ``<path>.json`` lies beside it, its sha256 is checked;
+                otherwise the digest embedded in the file by ``mnistkit export`` (if any) is.
             backend: "litert", "tflite-runtime", "tensorflow" or "onnxruntime"; None picks the
                 best installed backend for the file type.
             threads: CPU threads for inference (None: the backend's default, which is 1 for
@@ -64,13 +67,16 @@ class Classifier:
             max_memory_mb: refuse a .tflite model whose declared tensors need more than this
                 for a batch of ``limits.CHUNK`` images (None: ``MNISTKIT_MAX_MODEL_MEMORY_MB``,
                 default 512); checked before the interpreter allocates anything.
+            require_manifest: refuse a file that can be verified neither by a manifest beside it
+                nor by metadata embedded in it.
 
         Returns:
             A ready Classifier.
 
         Raises:
             ModelError: missing, corrupt or unsuitable model (input not 28x28, ...).
-            IntegrityError: the file does not match its manifest.
+            IntegrityError: the file does not match its manifest or its embedded digest, or
+                (``require_manifest``) cannot be verified at all.
             BackendUnavailableError: no installed backend can run it.
             UsageError: unknown backend or invalid thread count.
         """
@@ -88,6 +94,15 @@ class Classifier:
         names = backends.choose(fmt, backend)  # validate the backend before hashing
         data = manifest.load_manifest(path)
         manifest.verify(path, content, data)
+        if data is None:  # no sidecar: the digest the file carries (if any) is the check
+            meta = embedded.verify(content, path)
+        else:  # the sidecar's sha256 already covers every byte
+            found = embedded.locate(content, str(path))
+            meta = found[0] if found else None
+        if require_manifest and data is None and meta is None:
+            raise IntegrityError(
+                f"{path} cannot be verified: no {manifest.manifest_path(path).name} beside it and no "
+                "mnistkit metadata inside it; use a file from `mnistkit export` or drop --strict")
         if fmt == "tflite":
             from mnistkit.runtime.tflite_check import check_memory
 
@@ -101,7 +116,8 @@ class Classifier:
                 failure = failure or exc
                 continue
             engine = mod.load(content, name=str(path), threads=threads)
-            return cls(engine, path=path, fmt=fmt, manifest_data=data, concurrency=concurrency)
+            return cls(engine, path=path, fmt=fmt, manifest_data=data, concurrency=concurrency,
+                       metadata=meta)
         raise failure or BackendUnavailableError(f"no backend could load {path}")
 
     @property
@@ -111,7 +127,9 @@ class Classifier:
 
     def describe(self) -> dict:
         """Return a dict describing the model: path, format, backend, tensor types, quantization."""
-        return {"path": str(self.path), "format": self.format, **self._engine.describe()}
+        verified = "manifest" if self.manifest else "embedded" if self.metadata else None
+        return {"path": str(self.path), "format": self.format, "verified_by": verified,
+                **self._engine.describe()}
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Return class probabilities for preprocessed images.
@@ -156,8 +174,8 @@ class Classifier:
         else:
             engine = getattr(self._local, "engine", None) or self._thread_engine()
             y = engine.run(x)
-        total = y.sum()  # one reduction: NaN/inf in any score makes it non-finite
-        if not np.isfinite(total) and not np.isfinite(y).all():
+        total = float(y.sum())  # one reduction: NaN/inf in any score makes the sum non-finite
+        if total - total != 0.0 and not np.isfinite(y).all():  # (inf - inf and NaN - NaN are NaN)
             raise ModelError(f"{self.path.name} produced NaN or infinite scores for this input; the "
                              "model file is damaged or badly exported: re-export it")
         return y

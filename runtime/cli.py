@@ -94,8 +94,11 @@ def _fmt_line(src: str, pred, ms: float) -> str:
 @click.option("--threads", "-t", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference. Default: 1 for .tflite, all cores for .onnx.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--strict", is_flag=True,
+              help="Refuse a model that can be verified neither by its .json manifest nor by the "
+                   "metadata `mnistkit export` embeds in it.")
 def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k: int, backend: str | None,
-             threads: int | None, as_json: bool) -> None:
+             threads: int | None, as_json: bool, strict: bool) -> None:
     """Classify digit images (files or folders of images) with an exported model.
 
     \b
@@ -116,7 +119,7 @@ def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k:
     try:
         path = resolve_model(model)
         with quiet_native_stderr():
-            clf = Classifier.load(path, backend=backend, threads=threads)
+            clf = Classifier.load(path, backend=backend, threads=threads, require_manifest=strict)
             clf.warm_up()  # first invoke: delegates start here (and print here)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
