@@ -62,8 +62,15 @@ class OnnxEngine(Engine):
                      for i in range(0, x.shape[0], self._fixed)]
             return np.concatenate(parts)
         feed = {self._in_name: x.reshape(x.shape[0], *self._layout)}
-        y = self._sess.run([self._out_name], feed)[0]
-        return np.asarray(y, dtype=np.float32).reshape(x.shape[0], 10)
+        try:
+            y = np.asarray(self._sess.run([self._out_name], feed)[0])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types (Fail, InvalidArgument, ...)
+            raise ModelError(f"{self._name} failed at run time ({_first_line(exc)}); the file is damaged "
+                             "or not an mnistkit export: re-export it") from None
+        if y.size != x.shape[0] * 10:  # a damaged graph can compute another shape than it declares
+            raise ModelError(f"{self._name} gave outputs of shape {y.shape} for {x.shape[0]} image(s), "
+                             "not 10 scores each; the file is damaged: re-export it")
+        return y.astype(np.float32, copy=False).reshape(x.shape[0], 10)
 
     def clone(self) -> "OnnxEngine":
         return OnnxEngine(self._content, name=self._name, threads=self._threads)

@@ -189,8 +189,11 @@ class TFLiteEngine(Engine):
                 raise self._op_error(exc2) from None
         if self._dequantize is not None:
             y = self._dequantize(y)
-        if y.ndim != 2:
-            y = y.reshape(y.shape[0], 10)
+        if y.shape != (x.shape[0], 10):  # a damaged graph can compute another shape than it declares
+            if y.size != x.shape[0] * 10:
+                raise ModelError(f"{self._name} gave outputs of shape {y.shape} for {x.shape[0]} image(s), "
+                                 "not 10 scores each; the file is damaged: re-export it")
+            y = y.reshape(x.shape[0], 10)
         return y if y.dtype == _FLOAT32 else y.astype(np.float32)
 
     def _call(self, x: np.ndarray) -> np.ndarray:

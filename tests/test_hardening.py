@@ -61,6 +61,15 @@ def test_damaged_model_gives_one_line_model_error(name, words):
     assert name in text and words in text, text
 
 
+def test_graph_computing_another_shape_than_declared_is_a_model_error():
+    """Found by the fuzzer (onnx mutant seed 555): declares (N, 10), computes (16, 10) for 3 images."""
+    pytest.importorskip("onnxruntime")
+    clf = Classifier.load(DAMAGED / "output_shape_lies.onnx")
+    with pytest.raises(ModelError, match="not 10 scores each") as info:
+        clf.predict_proba(_digits(3))
+    _one_line(info)
+
+
 def test_unknown_op_on_litert_does_not_advise_installing_litert():
     with pytest.raises(ModelError) as info:
         Classifier.load(DAMAGED / "unknown_op.tflite", backend="litert")

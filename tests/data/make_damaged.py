@@ -6,6 +6,8 @@ Each file is a minimal reproducer of one class of damage the fuzzing pass found 
 from two tiny valid models: a TFLite one (28x28 -> 4x4 average pool -> Dense(10) softmax, ~2 KB)
 and an ONNX one (28x28 -> mean of 16 row groups -> MatMul(49x10) softmax) built with onnx.helper. The damage is a byte-level edit at a
 position found by walking the file's structure, so the files stay otherwise sound.
+``output_shape_lies.onnx`` is a fuzzer find, made by
+``python -m mnistkit.tools.fuzz --repro onnx tests/data/damaged/tiny_ok.onnx 555``.
 """
 
 from __future__ import annotations
