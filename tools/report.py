@@ -252,6 +252,9 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
         parts += ["## Photo-like digits", photos.read_text().strip()]
     if compat and compat.is_file():
         parts += ["## Runtime compatibility", compat.read_text().strip()]
+    from mnistkit.tools.report_hardening import hardening_section
+
+    parts.append(hardening_section(charts / "fuzz.json", charts / "soak.json", rel))
     write_bytes_atomic(out, ("\n\n".join(p for p in parts if p) + "\n").encode())
     return out
 

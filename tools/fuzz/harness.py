@@ -42,12 +42,15 @@ class Result:
     """Counts per kind and outcome, with the first few failing cases of each class."""
 
     counts: dict[str, Counter] = field(default_factory=dict)
+    error_types: dict[str, Counter] = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     children: int = 0
 
     def add(self, case: dict, outcome: str, detail: str) -> None:
         self.counts.setdefault(case["kind"], Counter())[outcome] += 1
+        if outcome == "error":  # which typed error: "ModelError: ..." -> ModelError
+            self.error_types.setdefault(case["kind"], Counter())[detail.split(":", 1)[0]] += 1
         if outcome in FAILURES and sum(e["outcome"] == outcome for e in self.examples) < 5:
             self.examples.append({**case, "outcome": outcome, "detail": detail})
 
@@ -57,6 +60,7 @@ class Result:
 
     def to_dict(self) -> dict:
         return {"counts": {k: dict(sorted(v.items())) for k, v in self.counts.items()},
+                "error_types": {k: dict(v.most_common()) for k, v in self.error_types.items()},
                 "cases": sum(sum(v.values()) for v in self.counts.values()),
                 "failures": self.failures, "examples": self.examples,
                 "seconds": round(self.seconds, 1), "child_processes": self.children}
