@@ -64,7 +64,7 @@ pi-check: setup  ## default model + samples + 300 MNIST PNGs on an emulated Pi v
 compat-matrix: setup  ## every artifact of COMPAT_EXPORTS on every runtime -> COMPAT_OUT (.md) + .json
 	$(PI) matrix $(COMPAT_EXPORTS) --out $(COMPAT_OUT)
 
-# ---- Hardening: fuzzing and soak (tools/fuzz, tools/soak.py; figures feed REPORT.md) ----
+# ---- Hardening: fuzzing and soak (tools/fuzz, tools/bench/soak.py; figures feed REPORT.md) ----
 FUZZ_MODELS ?= 20000
 FUZZ_IMAGES ?= 20000
 FUZZ_PI_MODELS ?= 500
@@ -78,4 +78,4 @@ fuzz-pi: pi-setup  ## the model loader's fuzzing share on the emulated Raspberry
 	$(PY) -m mnistkit.tools.fuzz --pi --models $(FUZZ_PI_MODELS) --images 0 --json reports/fuzz.json
 
 soak: setup  ## 1,000,000 single-image + 200,000 photo calls with RSS sampled, 8 threads vs sequential -> reports/soak.json
-	$(PY) -m mnistkit.tools.soak $(SOAK_ARGS) --json reports/soak.json
+	$(PY) -m mnistkit.tools.bench.soak $(SOAK_ARGS) --json reports/soak.json

@@ -1,9 +1,11 @@
-"""Shared base of the exporters: source models, calibration data and the format registry.
+"""Shared base of the exporters: the format registry, the graph to convert, calibration data, the
+operator census.
 
 Each format module (``export/tflite.py``, ``export/onnx.py``) exposes
-``export(model_path, config, out_dir) -> Path`` and ``describe(path) -> dict``; ``EXPORTERS`` maps a
-Format to its module, imported only when used. Keras models and MNIST are cached per process so a
-worker exporting many modes of one model loads each once.
+``convert(model, config) -> (bytes, calibration record)`` and ``describe(path) -> dict``;
+``EXPORTERS`` maps a Format to its module, imported only when used (by the worker process, see
+``export/worker.py``). MNIST is cached per process so a worker exporting many modes of one model
+loads it once (the Keras source is cached by ``mnistkit.models.source.load_keras``).
 """
 
 from __future__ import annotations
@@ -11,113 +13,26 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
-import json
 import os
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name, parse_format
-from mnistkit.models.artifacts import sha256_file, write_bytes_atomic
-from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
-from mnistkit.runtime.errors import ExportError, ModelError
+from mnistkit.export.modes import ExportConfig, Format, Mode, parse_format
+from mnistkit.models.zoo import RECURRENT
+from mnistkit.runtime.errors import ExportError
 
 EXPORTERS: dict[Format, str] = {
     Format.TFLITE: "mnistkit.export.tflite",
     Format.ONNX: "mnistkit.export.onnx",
 }
 
-RUN_DIR_MODEL = "model.keras"
-
-
-@dataclass(frozen=True)
-class SourceModel:
-    """A Keras source model identified without importing TensorFlow."""
-
-    path: Path
-    name: str
-    sha256: str
-
-    @property
-    def recurrent(self) -> bool:
-        """Whether the model has a recurrent layer (exported through an unrolled clone)."""
-        return self.name in RECURRENT
-
-
-def resolve_source(source: str | os.PathLike) -> SourceModel:
-    """Find and identify a Keras source model.
-
-    Args:
-        source: a ``.keras`` file, or a training run directory holding ``model.keras``.
-
-    Returns:
-        The resolved file, its zoo model name (read from the file's config) and sha256.
-
-    Raises:
-        ModelError: missing, not a Keras 3 ``.keras`` file, or not a zoo model.
-    """
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if not (path / RUN_DIR_MODEL).is_file():
-            raise ModelError(f"{path} is a folder without {RUN_DIR_MODEL}; pass a .keras file or a training run folder")
-        path = path / RUN_DIR_MODEL
-    if not path.is_file():
-        raise ModelError(f"{path} does not exist; pass a .keras file or a training run folder")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            config = json.loads(zf.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
-        raise ModelError(
-            f"{path} is not a Keras model (.keras zip with config.json); pass a file saved by model.save()"
-        ) from None
-    name = (config.get("config") or {}).get("name") if isinstance(config, dict) else None
-    if name not in MODEL_NAMES:
-        raise ModelError(
-            f"{path} holds model {name!r}, not a zoo model ({', '.join(MODEL_NAMES)}); "
-            "export models built with mnistkit.models.zoo"
-        )
-    return SourceModel(path=path.resolve(), name=name, sha256=sha256_file(path))
-
 
 def exporter(fmt: Format | str) -> ModuleType:
     """Import and return the exporter module registered for ``fmt``."""
     return importlib.import_module(EXPORTERS[parse_format(fmt)])
-
-
-def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike) -> Path:
-    """Export one model in one format and mode; dispatches on ``config.format``.
-
-    Returns:
-        Path of the written artifact (written atomically).
-    """
-    return exporter(config.format).export(model_path, config, out_dir)
-
-
-def convert_and_write(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike, convert) -> Path:
-    """The body every exporter's ``export`` shares: load the source, ``convert`` it, write atomically."""
-    model = load_keras(str(model_path))
-    data, _ = convert(model, config)
-    return write_bytes_atomic(Path(out_dir) / artifact_name(model.name, config.format, config.mode), data)
-
-
-def describe(path: str | os.PathLike, fmt: Format | str) -> dict[str, Any]:
-    """Inspect an exported file: input/output dtypes and quantization, operator census."""
-    return exporter(fmt).describe(path)
-
-
-@functools.lru_cache(maxsize=4)
-def load_keras(path: str):
-    """Load a Keras model once per process (compile=False)."""
-    import keras
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for unreadable files
-        raise ModelError(f"{path} could not be loaded by Keras ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
 
 def conversion_graph(model, fmt: Format, mode: Mode | None = None):
@@ -271,7 +186,7 @@ def op_census(weighted: list[tuple[str, str]], all_ops: list[str], weight_elems:
 def census_note(fmt: Format, mode_value: str, census: dict[str, Any]) -> str | None:
     """A plain sentence when a reduced-precision mode left weighted ops in float32, with the reason
     and the alternative where one is known."""
-    from mnistkit.export.modes import FLOAT_OP_HINTS
+    from mnistkit.export.mode_rules import FLOAT_OP_HINTS
 
     if mode_value == "none" or not census["left_in_float32"]:
         return None

@@ -4,8 +4,9 @@ tflite-runtime 2.14.0 (Oct 2023) is the last release of the standalone TFLite wh
 devices still run it. A model names, per operator code, a builtin operator and a version; the
 interpreter refuses the whole model when any (operator, version) pair is not registered in it:
 ``Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'`` (what TF 2.21's dynamic-range
-files do). This module reads those codes with a small flatbuffer reader (no TensorFlow, no
-``flatbuffers`` package) and compares them with the table below.
+files do). This module reads those codes with the runtime's bounds-checked flatbuffer reader
+(``mnistkit.runtime.flatbuffer``; no TensorFlow, no ``flatbuffers`` package) and compares them
+with the table below.
 
     report = tflite_runtime_compat("exports/mlp_dynamic.tflite")
     report.loads            # False
@@ -16,11 +17,11 @@ files do). This module reads those codes with a small flatbuffer reader (no Tens
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnistkit.runtime.errors import ModelError
+from mnistkit.runtime.flatbuffer import I8, I32, FlatbufferError, Reader
 
 RUNTIME = "tflite-runtime 2.14.0"
 
@@ -168,64 +169,6 @@ class CompatReport:
         }
 
 
-class _Reader:
-    """Just enough of the flatbuffers wire format to walk tables, vectors and strings."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def _get(self, fmt: str, pos: int) -> int:
-        if pos < 0:  # struct would count from the end
-            raise struct.error(f"negative offset {pos}")
-        return struct.unpack_from(fmt, self.data, pos)[0]
-
-    def i8(self, pos: int) -> int:
-        return self._get("<b", pos)
-
-    def u16(self, pos: int) -> int:
-        return self._get("<H", pos)
-
-    def i32(self, pos: int) -> int:
-        return self._get("<i", pos)
-
-    def u32(self, pos: int) -> int:
-        return self._get("<I", pos)
-
-    def field(self, table: int, index: int) -> int | None:
-        """Absolute position of field ``index`` of the table at ``table``, None if absent."""
-        vtable = table - self.i32(table)
-        size = self.u16(vtable)
-        slot = 4 + 2 * index
-        if slot >= size:
-            return None
-        off = self.u16(vtable + slot)
-        return table + off if off else None
-
-    def indirect(self, pos: int) -> int:
-        return pos + self.u32(pos)
-
-    def vector(self, table: int, index: int) -> list[int]:
-        """Positions of the elements of a vector of tables (empty if absent)."""
-        pos = self.field(table, index)
-        if pos is None:
-            return []
-        vec = self.indirect(pos)
-        count = self.u32(vec)
-        if vec + 4 + 4 * count > len(self.data):
-            raise struct.error(f"vector of {count} items runs past the end of the file")
-        return [self.indirect(vec + 4 + 4 * j) for j in range(count)]
-
-    def string(self, table: int, index: int) -> str | None:
-        pos = self.field(table, index)
-        if pos is None:
-            return None
-        start = self.indirect(pos)
-        end = start + 4 + self.u32(start)
-        if end > len(self.data):
-            raise struct.error("string runs past the end of the file")
-        return self.data[start + 4:end].decode("utf-8", "replace")
-
-
 def _source(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model), "model"
@@ -251,21 +194,18 @@ def read_operator_codes(model: str | os.PathLike | bytes) -> tuple[int, list[OpC
     data, name = _source(model)
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelError(f"{name} is not a TFLite model (no TFL3 identifier); pass a .tflite file")
-    r = _Reader(data)
+    r = Reader(data)
     try:
-        root = r.indirect(0)
-        pos = r.field(root, 0)  # Model.version
-        schema = r.u32(pos) if pos is not None else 0
+        root = r.root()
+        schema = r.uint(root, 0)  # Model.version
         ops = []
-        for table in r.vector(root, 1):  # Model.operator_codes
-            dep = r.field(table, 0)          # deprecated_builtin_code: byte
-            ver = r.field(table, 2)          # version: int = 1
-            new = r.field(table, 3)          # builtin_code: BuiltinOperator (int32)
-            code = max(r.i8(dep) if dep is not None else 0, r.i32(new) if new is not None else 0)
+        for table in r.tables(root, 1):  # Model.operator_codes
+            code = max(r.scalar(table, 0, I8),   # deprecated_builtin_code: byte
+                       r.scalar(table, 3, I32))  # builtin_code: BuiltinOperator (int32)
             name = BUILTIN_OPERATORS[code] if 0 <= code < len(BUILTIN_OPERATORS) else f"UNKNOWN_{code}"
             custom = r.string(table, 1) if code == CUSTOM else None
-            ops.append(OpCode(name, code, r.i32(ver) if ver is not None else 1, custom))
-    except (struct.error, IndexError, UnicodeDecodeError):
+            ops.append(OpCode(name, code, r.scalar(table, 2, I32, default=1), custom))  # version: int = 1
+    except FlatbufferError:
         raise ModelError(f"{name} is truncated or corrupt (its flatbuffer cannot be read); re-export it") from None
     return schema, ops
 

@@ -1,4 +1,7 @@
-"""The JSON manifest written beside every exported file (``<artifact file>.json``).
+"""Building the JSON manifest written beside every exported file.
+
+Where it goes (``<artifact file>.json``) and how a device reads and verifies it is
+``mnistkit.runtime.manifest``; this module only builds and writes it.
 
 It records where the file came from (sha256 of artifact and source), what it is (format, mode,
 input/output dtypes and quantization parameters, operator census with the quantized share, how
@@ -13,9 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mnistkit.export.base import SourceModel, census_note
-from mnistkit.export.modes import ExportConfig, Format, manifest_name
+from mnistkit.export.modes import ExportConfig, Format
 from mnistkit.models.artifacts import sha256_file, tool_versions, write_json_atomic
+from mnistkit.models.source import SourceModel
+from mnistkit.runtime.manifest import manifest_path
 
 SCHEMA_VERSION = 1
 TOOLS = (
@@ -24,15 +28,9 @@ TOOLS = (
 )
 
 
-def manifest_path(artifact: str | os.PathLike) -> Path:
-    """Path of the manifest beside ``artifact``."""
-    artifact = Path(artifact)
-    return artifact.with_name(manifest_name(artifact.name))
-
-
 def build(
     *, artifact: Path, final_name: str, source: SourceModel, config: ExportConfig,
-    info: dict[str, Any], parity: dict[str, Any], seconds: float, notes: list[str] | None = None,
+    info: dict[str, Any], parity: dict[str, Any], seconds: float, notes: list[str],
 ) -> dict[str, Any]:
     """Assemble the manifest of one exported file.
 
@@ -44,14 +42,14 @@ def build(
         info: ``describe()`` output plus 'calibration' and 'graph' (from the worker).
         parity: parity figures of the file against the source.
         seconds: conversion wall time.
-        notes: plain-language remarks (what stayed float and why, size surprises); None derives
-            the float32 leftovers note from ``info``.
+        notes: plain-language remarks (what stayed float and why, size surprises); the graph note
+            is added here.
 
     Returns:
         A JSON-ready dict following the project's manifest contract.
     """
     ops = info["ops"]
-    notes = list(notes) if notes is not None else [n for n in [census_note(config.format, config.mode.value, ops)] if n]
+    notes = list(notes)
     if info.get("graph") == "unrolled":
         notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
     elif info.get("graph") == "loop":
@@ -96,7 +94,7 @@ def write(manifest: dict[str, Any], artifact: str | os.PathLike) -> Path:
 
     The manifest gets the artifact's permission bits (the atomic writer's temp files are 0600).
     """
-    path = write_json_atomic(manifest_path(artifact), manifest)
+    path = write_json_atomic(manifest_path(Path(artifact)), manifest)
     with contextlib.suppress(OSError):
         os.chmod(path, Path(artifact).stat().st_mode & 0o777)
     return path

@@ -1,15 +1,23 @@
-"""Export vocabulary: formats, quantization modes, the export config and artifact names.
+"""Export vocabulary: formats, quantization modes, parsing them, the export config, artifact names.
 
 One word per idea everywhere (flags, file names, manifests): formats ``tflite``/``onnx`` and modes
-``none``/``float16``/``dynamic``/``int8``/``int16x8``. This module imports nothing heavy.
+``none``/``float16``/``dynamic``/``int8``/``int16x8``. The file-name contract
+``<model>_<mode>.<format>`` is written by :func:`artifact_name` and read back by
+:func:`parse_artifact_name` / :func:`identify`, nowhere else. What each mode *means* (fallbacks,
+known limits, parity thresholds) is in ``mode_rules``. This module imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from mnistkit.runtime.errors import UsageError
+from mnistkit.runtime.manifest import manifest_path
 
 
 class Format(str, Enum):
@@ -46,46 +54,6 @@ class Mode(str, Enum):
 
 MODES: tuple[str, ...] = tuple(m.value for m in Mode)
 FORMATS: tuple[str, ...] = tuple(f.value for f in Format)
-
-# What to try instead when a mode fails for a model, most faithful first.
-FALLBACKS: dict[Mode, tuple[Mode, ...]] = {
-    Mode.NONE: (),
-    Mode.FLOAT16: (Mode.NONE,),
-    Mode.DYNAMIC: (Mode.FLOAT16, Mode.NONE),
-    Mode.INT8: (Mode.DYNAMIC, Mode.FLOAT16),
-    Mode.INT16X8: (Mode.INT8, Mode.DYNAMIC),
-}
-
-# Known, measured reasons why a combination cannot be delivered: (model, format, mode) -> why.
-KNOWN_LIMITS: dict[tuple[str, Format, Mode], str] = {
-    ("rnn", Format.TFLITE, Mode.INT16X8): (
-        "TFLite's int16x8 kernels mis-compute the unrolled SimpleRNN (it converts cleanly but "
-        "classifies almost at random)"
-    ),
-}
-
-
-# Why a mode leaves some weighted ops in float32: (format, op or "*", mode) -> explanation.
-FLOAT_OP_HINTS: dict[tuple[Format, str, str], str] = {
-    (Format.ONNX, "LSTM", "int8"): (
-        "onnxruntime's static quantizer has no int8 LSTM, so this file is mostly float32; "
-        "--quantize dynamic stores the LSTM as DynamicQuantizeLSTM with int8 weights"
-    ),
-    (Format.ONNX, "LSTM", "int16x8"): (
-        "onnxruntime's static quantizer has no int16 LSTM, so this file is mostly float32; "
-        "--quantize dynamic stores the LSTM as DynamicQuantizeLSTM with int8 weights"
-    ),
-    (Format.TFLITE, "*", "dynamic"): "TFLite dynamic-range quantization skips weight tensors under 1,024 values",
-}
-
-
-def suggestion(model: str, fmt: Format, mode: Mode) -> str:
-    """One phrase naming what to use instead of a failing combination."""
-    alts = [m.value for m in FALLBACKS[Mode(mode)] if (model, Format(fmt), m) not in KNOWN_LIMITS]
-    if not alts:
-        return "report this model; no alternative mode is known"
-    return "use --quantize " + " or --quantize ".join(alts[:2]) + " instead"
-
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -138,6 +106,49 @@ def artifact_name(model: str, fmt: Format | str, mode: Mode | str) -> str:
     return f"{model}_{Mode(mode).value}.{Format(fmt).ext}"
 
 
-def manifest_name(artifact_file: str) -> str:
-    """File name of the manifest beside an artifact, e.g. ``lstm_int8.tflite.json``."""
-    return f"{artifact_file}.json"
+_NAME = re.compile(rf"^(?P<model>[a-z0-9]+)_(?P<mode>{'|'.join(MODES)})\.(?P<ext>{'|'.join(FORMATS)})$")
+
+
+@dataclass(frozen=True)
+class ArtifactName:
+    """Which model, format and mode an exported file holds."""
+
+    model: str
+    format: Format
+    mode: Mode
+
+    @property
+    def sort_key(self) -> tuple[str, int, int]:
+        """Order of listings: by model, TFLite before ONNX, then modes none..int16x8."""
+        return self.model, list(Format).index(self.format), list(Mode).index(self.mode)
+
+
+def parse_artifact_name(name: str) -> ArtifactName | None:
+    """Read ``<model>_<mode>.<format>`` (e.g. ``lstm_int8.tflite``); None when ``name`` is not one."""
+    m = _NAME.match(name)
+    return ArtifactName(m["model"], Format(m["ext"]), Mode(m["mode"])) if m else None
+
+
+def identify(path: str | os.PathLike, manifest: dict | None = None) -> ArtifactName | None:
+    """Which model, format and mode an exported file holds: its manifest, else its file name.
+
+    Args:
+        path: the exported file.
+        manifest: its manifest if already read (None: read the one beside ``path``, if any).
+
+    Returns:
+        The identity, or None when neither the manifest nor the file name tells it.
+    """
+    path = Path(path)
+    if manifest is None:
+        try:
+            manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = None
+    by_name = parse_artifact_name(path.name)
+    if isinstance(manifest, dict) and manifest.get("mode") in MODES:
+        fmt = manifest.get("format") if manifest.get("format") in FORMATS else path.suffix[1:]
+        if fmt in FORMATS:
+            model = manifest.get("model") or (by_name.model if by_name else path.stem)
+            return ArtifactName(str(model), Format(fmt), Mode(manifest["mode"]))
+    return by_name

@@ -112,23 +112,6 @@ def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
         raise ExportError(f"ONNX {config.mode.value} conversion failed for {model.name}: {first[:300]}") from None
 
 
-def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike) -> Path:
-    """Export a Keras zoo model to ``out_dir/<model>_<mode>.onnx`` (atomic write).
-
-    Args:
-        model_path: the source ``.keras`` file.
-        config: format (onnx), mode and calibration settings.
-        out_dir: destination folder.
-
-    Returns:
-        Path of the written file.
-
-    Raises:
-        ExportError: the conversion failed.
-    """
-    return base.convert_and_write(model_path, config, out_dir, convert)
-
-
 # ---------------------------------------------------------------------------------------- inspection
 
 

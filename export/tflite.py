@@ -104,23 +104,6 @@ def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
     return strip_tensor_names(data), record
 
 
-def export(model_path: str | os.PathLike, config: ExportConfig, out_dir: str | os.PathLike) -> Path:
-    """Export a Keras zoo model to ``out_dir/<model>_<mode>.tflite`` (atomic write).
-
-    Args:
-        model_path: the source ``.keras`` file.
-        config: format (tflite), mode and calibration settings.
-        out_dir: destination folder.
-
-    Returns:
-        Path of the written file.
-
-    Raises:
-        ExportError: the conversion failed.
-    """
-    return base.convert_and_write(model_path, config, out_dir, convert)
-
-
 # ---------------------------------------------------------------------------------------- inspection
 
 

@@ -211,12 +211,13 @@ def main(spec_path: str) -> int:
     import numpy as np
 
     from mnistkit.export import base
+    from mnistkit.models.source import load_keras
     from mnistkit.runtime.errors import MnistkitError
 
     spec = json.loads(Path(spec_path).read_text())
     events, staging = spec["events"], Path(spec["staging"])
     try:
-        model = base.load_keras(spec["source"])
+        model = load_keras(spec["source"])
         if spec["source_probs"]:
             from mnistkit.models.data import to_float
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from mnistkit.runtime.engine_tflite import TFLiteEngine
 
 NAME = "litert"
-PACKAGE = "ai-edge-litert"
-MODULE = "ai_edge_litert"
-FORMATS = ("tflite",)
 
 
 def load(content: bytes, *, name: str, threads: int | None) -> TFLiteEngine:

@@ -9,9 +9,6 @@ from mnistkit.runtime.errors import ModelError
 from mnistkit.runtime.quant import PIXEL_LEVELS
 
 NAME = "onnxruntime"
-PACKAGE = "onnxruntime"
-MODULE = "onnxruntime"
-FORMATS = ("onnx",)
 
 
 class OnnxEngine(Engine):

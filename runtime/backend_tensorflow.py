@@ -12,9 +12,6 @@ import warnings
 from mnistkit.runtime.engine_tflite import TFLiteEngine
 
 NAME = "tensorflow"
-PACKAGE = "tensorflow"
-MODULE = "tensorflow"
-FORMATS = ("tflite",)
 
 
 def load(content: bytes, *, name: str, threads: int | None) -> TFLiteEngine:

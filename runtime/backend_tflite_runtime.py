@@ -11,9 +11,6 @@ from mnistkit.runtime.engine_tflite import TFLiteEngine
 from mnistkit.runtime.tflite_check import check_tflite
 
 NAME = "tflite-runtime"
-PACKAGE = "tflite-runtime"
-MODULE = "tflite_runtime"
-FORMATS = ("tflite",)
 
 
 def load(content: bytes, *, name: str, threads: int | None) -> TFLiteEngine:

@@ -1,9 +1,11 @@
 """Backend registry: which backend runs which file type, what is installed, how to load it.
 
-Backends are small modules (``backend_<name>.py``) exposing NAME, PACKAGE (the pip package),
-MODULE (the import name), FORMATS and ``load(content, name=, threads=) -> Engine``. Nothing heavy is
-imported here: availability is checked with ``importlib.util.find_spec`` and the backend module
-imports its package only when a model is loaded.
+Backends are small modules (``backend_<name>.py``) exposing ``load(content, name=, threads=) ->
+Engine``; everything else about a backend (its module, import name, pip package, the formats it
+reads and its rank among them) is in the tables below, the only place it is written. Nothing heavy
+is imported here: availability is checked with ``importlib.util.find_spec`` and the backend module
+imports its package only when a model is loaded. Adding a backend: a ``backend_<name>.py`` and one
+row in BACKENDS, PACKAGES and PREFERENCE.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Classifies image files (or every image in a folder) with an exported model, the bundled default
 model when ``--model`` is not given. Each image gets one line (digit, confidence, top-k, time) or
 one error line; the others are still classified, and the exit code is 1 if anything failed. Library
-errors become one-line messages here (this is a CLI): exit 2 for usage errors, 1 for failures.
+errors become one-line messages through ``runtime.guard``: exit 2 for usage errors, 1 for failures.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from mnistkit.runtime.errors import MnistkitError, UsageError
+from mnistkit.runtime.errors import MnistkitError, ModelError, UsageError
+from mnistkit.runtime.guard import click_guarded
 
 ASSETS = Path(__file__).with_name("assets")
 DEFAULT_MODEL = ASSETS / "default.tflite"
@@ -108,26 +109,13 @@ def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k:
       python -m mnistkit.runtime digit.png
       mnistkit classify --samples          (the bundled sample photos)
     """
-    from mnistkit.runtime.classifier import Classifier
-
     if samples:
         inputs = (*inputs, ASSETS / "samples")
     if not inputs:
         raise click.UsageError("give at least one IMAGE or DIR (or --samples for the bundled sample photos)")
 
     start = time.perf_counter()
-    try:
-        path = resolve_model(model)
-        with quiet_native_stderr():
-            clf = Classifier.load(path, backend=backend, threads=threads, require_manifest=strict)
-            clf.warm_up()  # first invoke: delegates start here (and print here)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except MnistkitError as exc:
-        if model is None and not DEFAULT_MODEL.exists():
-            raise click.ClickException(f"the bundled default model is missing ({DEFAULT_MODEL}); "
-                                       "reinstall mnistkit or pass --model") from None
-        raise click.ClickException(str(exc)) from None
+    clf = click_guarded(_load, model, backend, threads, strict)
     load_ms = (time.perf_counter() - start) * 1e3
 
     records = [_classify_one(clf, item, error, top_k, as_json) for item, error in expand_inputs(inputs)]
@@ -148,6 +136,19 @@ def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k:
                    + (f"; {failed} failed" if failed else ""))
     if failed:
         click.get_current_context().exit(1)
+
+
+def _load(model: Path | None, backend: str | None, threads: int | None, strict: bool = False):
+    """Load and warm up the classifier (the first invoke starts delegates, which print)."""
+    from mnistkit.runtime.classifier import Classifier
+
+    if model is None and not DEFAULT_MODEL.exists():
+        raise ModelError(f"the bundled default model is missing ({DEFAULT_MODEL}); reinstall mnistkit or pass --model")
+    with quiet_native_stderr():
+        clf = Classifier.load(resolve_model(model), backend=backend, threads=threads,
+                              require_manifest=strict)
+        clf.warm_up()
+    return clf
 
 
 def _classify_one(clf, item: Path, error: str | None, top_k: int, as_json: bool) -> dict:

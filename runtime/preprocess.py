@@ -16,7 +16,7 @@ by their centre of mass in a 28x28 frame. :func:`prepare` does the same to a pho
 
 numpy only: Pillow is needed only to decode files and bytes. Arrays that already look like MNIST
 (see :func:`is_mnist_style`) are only scaled to [0, 1]. The constants below were tuned on a
-photo-like set from ``tools/make_samples.py`` (seed 1); ``tools/measure_photos.py`` measures them.
+photo-like set from ``tools/scripts/make_samples.py`` (seed 1); ``tools/scripts/measure_photos.py`` measures them.
 """
 
 from __future__ import annotations

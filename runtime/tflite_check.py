@@ -6,94 +6,14 @@ the parts of the file an interpreter dereferences first (the Model table, subgra
 operators, buffers) and checks that every offset, vector and index stays inside the file, so such
 files fail with a ModelError. LiteRT verifies by itself and does not need it.
 
-Schema field numbers follow tensorflow/compiler/mlir/lite/schema/schema.fbs.
+It walks the file with the shared bounds-checked reader (``runtime/flatbuffer.py``). Schema field
+numbers follow tensorflow/compiler/mlir/lite/schema/schema.fbs.
 """
 
 from __future__ import annotations
 
-import struct
-
 from mnistkit.runtime.errors import ModelError
-
-_U16, _U32, _I32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<i"), struct.Struct("<Q")
-
-
-class _Bad(Exception):
-    pass
-
-
-class _Reader:
-    def __init__(self, buf: bytes):
-        self.buf, self.n = buf, len(buf)
-
-    def _get(self, fmt: struct.Struct, pos: int):
-        if pos < 0 or pos + fmt.size > self.n:
-            raise _Bad(f"offset {pos} is past the end of the file ({self.n} bytes)")
-        return fmt.unpack_from(self.buf, pos)[0]
-
-    def table(self, pos: int) -> tuple[int, int, int]:
-        """Return (table position, vtable position, vtable size) of the table at ``pos``."""
-        vt = pos - self._get(_I32, pos)
-        size = self._get(_U16, vt)
-        if size < 4 or size % 2:
-            raise _Bad(f"invalid vtable at {vt}")
-        table_size = self._get(_U16, vt + 2)
-        if table_size < 4 or pos + table_size > self.n:
-            raise _Bad(f"a table at {pos} runs past the end of the file")
-        for slot in range(4, size, 2):  # every present field lies inside its table
-            off = self._get(_U16, vt + slot)
-            if off and off >= table_size:
-                raise _Bad(f"a field of the table at {pos} lies outside it")
-        return pos, vt, size
-
-    def field(self, tab: tuple[int, int, int], index: int) -> int | None:
-        """Absolute position of field ``index`` of a table, None if absent."""
-        pos, vt, size = tab
-        slot = 4 + 2 * index
-        if slot >= size:
-            return None
-        off = self._get(_U16, vt + slot)
-        return pos + off if off else None
-
-    def deref(self, at: int) -> int:
-        return at + self._get(_U32, at)
-
-    def vector(self, tab, index: int, elem: int) -> tuple[int, int]:
-        """(first element position, length) of a vector field (0, 0 if absent)."""
-        at = self.field(tab, index)
-        if at is None:
-            return 0, 0
-        vec = self.deref(at)
-        length = self._get(_U32, vec)
-        if vec + 4 + length * elem > self.n:
-            raise _Bad(f"a vector of {length} elements at {vec} runs past the end of the file")
-        return vec + 4, length
-
-    def tables(self, tab, index: int) -> list[tuple[int, int, int]]:
-        start, length = self.vector(tab, index, 4)
-        return [self.table(self.deref(start + 4 * i)) for i in range(length)]
-
-    def ints(self, tab, index: int) -> list[int]:
-        start, length = self.vector(tab, index, 4)
-        return [self._get(_I32, start + 4 * i) for i in range(length)]
-
-    def string(self, tab, index: int) -> None:
-        start, length = self.vector(tab, index, 1)
-        if start and (start + length >= self.n or self.buf[start + length] != 0):
-            raise _Bad(f"an unterminated string at {start}")
-
-    def subtable(self, tab, index: int):
-        at = self.field(tab, index)
-        return None if at is None else self.table(self.deref(at))
-
-    def uint(self, tab, index: int, default: int = 0) -> int:
-        at = self.field(tab, index)
-        return default if at is None else self._get(_U32, at)
-
-    def ulong(self, tab, index: int) -> int:
-        at = self.field(tab, index)
-        return 0 if at is None else self._get(_U64, at)
-
+from mnistkit.runtime.flatbuffer import FlatbufferError, Reader
 
 def check_tflite(content: bytes, name: str) -> None:
     """Raise ModelError unless ``content`` is a structurally sound TFLite flatbuffer.
@@ -102,18 +22,18 @@ def check_tflite(content: bytes, name: str) -> None:
         ModelError: truncated, not a TFLite file, or with offsets/indices outside the file.
     """
     try:
-        _check(_Reader(content))
-    except (_Bad, struct.error) as exc:
+        _check(Reader(content))
+    except FlatbufferError as exc:
         raise ModelError(f"{name} is not a valid TFLite model ({exc}); re-export it or check the "
                          "file is complete") from None
 
 
-def _check(r: _Reader) -> None:
+def _check(r: Reader) -> None:
     if r.n < 16 or r.buf[4:8] != b"TFL3":
-        raise _Bad("no TFL3 file identifier")
-    model = r.table(r._get(_U32, 0))
+        raise FlatbufferError("no TFL3 file identifier")
+    model = r.root()
     if r.uint(model, 0) != 3:
-        raise _Bad(f"schema version {r.uint(model, 0)}, expected 3")
+        raise FlatbufferError(f"schema version {r.uint(model, 0)}, expected 3")
     codes = r.tables(model, 1)
     for code in codes:
         r.string(code, 1)
@@ -125,10 +45,10 @@ def _check(r: _Reader) -> None:
         r.vector(buf, 0, 1)
         offset, size = r.ulong(buf, 1), r.ulong(buf, 2)
         if offset and offset + size > r.n:
-            raise _Bad("a weight buffer lies past the end of the file")
+            raise FlatbufferError("a weight buffer lies past the end of the file")
     subgraphs = r.tables(model, 2)
     if not subgraphs:
-        raise _Bad("no subgraph")
+        raise FlatbufferError("no subgraph")
     for sub in subgraphs:
         r.string(sub, 4)
         tensors = r.tables(sub, 0)
@@ -137,7 +57,7 @@ def _check(r: _Reader) -> None:
         _indices(r.ints(sub, 1) + r.ints(sub, 2), len(tensors))
         for op in r.tables(sub, 3):
             if r.uint(op, 0) >= n_codes:
-                raise _Bad("an operator refers to a missing op code")
+                raise FlatbufferError("an operator refers to a missing op code")
             _indices(r.ints(op, 1) + r.ints(op, 2) + r.ints(op, 8), len(tensors))
             r.vector(op, 7, 1)  # mutating_variable_inputs: [bool]
             r.subtable(op, 4)
@@ -146,20 +66,20 @@ def _check(r: _Reader) -> None:
     for meta in r.tables(model, 6):
         r.string(meta, 0)
         if r.uint(meta, 1) >= max(len(buffers), 1):
-            raise _Bad("metadata refers to a missing buffer")
+            raise FlatbufferError("metadata refers to a missing buffer")
     for sig in r.tables(model, 7):
         r.string(sig, 2)
         if r.uint(sig, 4) >= len(subgraphs):
-            raise _Bad("a signature refers to a missing subgraph")
+            raise FlatbufferError("a signature refers to a missing subgraph")
         for tmap in r.tables(sig, 0) + r.tables(sig, 1):
             r.string(tmap, 0)
 
 
-def _tensor(r: _Reader, t, n_buffers: int) -> None:
+def _tensor(r: Reader, t, n_buffers: int) -> None:
     if any(d < -1 or d > 1 << 24 for d in r.ints(t, 0) + r.ints(t, 7)):
-        raise _Bad("a tensor has an impossible shape")
+        raise FlatbufferError("a tensor has an impossible shape")
     if r.uint(t, 2) >= max(n_buffers, 1):
-        raise _Bad("a tensor refers to a missing buffer")
+        raise FlatbufferError("a tensor refers to a missing buffer")
     r.string(t, 3)
     q = r.subtable(t, 4)
     if q is not None:
@@ -167,12 +87,12 @@ def _tensor(r: _Reader, t, n_buffers: int) -> None:
             r.vector(q, index, size)
         r.subtable(q, 5)
     if r.subtable(t, 6) is not None:
-        raise _Bad("sparse tensors are not supported")
+        raise FlatbufferError("sparse tensors are not supported")
 
 
 def _indices(values: list[int], n: int) -> None:
     if any(v < -1 or v >= n for v in values):
-        raise _Bad("a tensor index is out of range")
+        raise FlatbufferError("a tensor index is out of range")
 
 
 #: Bytes per element of each TFLite TensorType (schema.fbs enum order); unknown types count 8.
@@ -188,8 +108,8 @@ def declared_bytes(content: bytes, batch: int) -> int:
     in the file) count nothing: the file size limit already bounds them. Call ``check_tflite``
     first: this walk assumes a structurally sound file.
     """
-    r = _Reader(content)
-    model = r.table(r._get(_U32, 0))
+    r = Reader(content)
+    model = r.root()
     buffers = r.tables(model, 4)
     constant = [bool(r.vector(b, 0, 1)[1] or r.ulong(b, 2)) for b in buffers]
     total = 0

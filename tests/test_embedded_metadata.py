@@ -1,6 +1,6 @@
 """A model file copied without its .json still carries who it is and whether it is intact (issue 15).
 
-``mnistkit export`` (and tools/bundle_default.py) embed the manifest's essentials and a content
+``mnistkit export`` (and tools/scripts/bundle_default.py) embed the manifest's essentials and a content
 digest in the file: a TFLite metadata buffer, an ONNX metadata_props entry.
 """
 

@@ -27,7 +27,8 @@ from click.testing import CliRunner
 from mnistkit.models.artifacts import sha256_file
 from mnistkit.runtime import embedded
 from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
-from mnistkit.tools import parity
+from mnistkit.export import parity
+from mnistkit.export.mode_rules import DEFAULT_THRESHOLDS
 from mnistkit.tools.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -71,11 +72,6 @@ def sources(tmp_path_factory, mnist) -> _Sources:
     return _Sources(tmp_path_factory.mktemp("sources"), mnist)
 
 
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("exports")
-
-
 def _export(source: Path, out: Path, *extra: str, env: dict | None = None):
     args = ["export", str(source), "--format", "all", "--quantize", "all", "--out", str(out),
             "--parity-limit", str(PARITY_IMAGES), "--json", *extra]
@@ -84,9 +80,64 @@ def _export(source: Path, out: Path, *extra: str, env: dict | None = None):
     return result, time.monotonic() - t0
 
 
+class _Exports(dict):
+    """The full matrix of each zoo model, exported into one folder on first use: name -> (result, wall s).
+
+    Any test may ask for any model, in any order; the measured rows are collected for the table
+    printed at the end of the module (see ``measurements``)."""
+
+    def __init__(self, folder: Path, sources: _Sources):
+        super().__init__()
+        self.folder, self.sources = folder, sources
+
+    def __missing__(self, name: str):
+        result, wall = _export(self.sources[name], self.folder)
+        self[name] = result, wall
+        if result.stdout.strip().startswith("["):
+            for o in json.loads(result.stdout):
+                p = o["parity"]
+                ROWS.append({"model": name, "format": o["format"], "mode": o["mode"], "ok": o["ok"],
+                             "seconds": o["conversion_seconds"], "size_ratio": o["size_ratio_vs_float32"],
+                             "agreement": p["agreement"] if p else None,
+                             "acc_delta_pp": p["accuracy_delta_pp"] if p else None, "wall": wall,
+                             "message": o["message"]})
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, sources) -> _Exports:
+    return _Exports(tmp_path_factory.mktemp("exports"), sources)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def measurements():
+    """After the module: print the measured matrix (run with -s to see it), and write it to
+    $MNISTKIT_MATRIX_REPORT when set."""
+    yield
+    if not ROWS:
+        return
+    lines = ["| model | format | mode | result | export s | size vs float32 | agreement | acc delta pp |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in ROWS:
+        agree = f"{r['agreement']:.2%}" if r["agreement"] is not None else "-"
+        delta = f"{r['acc_delta_pp']:+.2f}" if r["acc_delta_pp"] is not None else "-"
+        ratio = f"{r['size_ratio']:.2f}x" if r["size_ratio"] else "-"
+        verdict = "written" if r["ok"] else "refused"
+        lines.append(f"| {r['model']} | {r['format']} | {r['mode']} | {verdict} | {r['seconds']:.1f} | {ratio} | "
+                     f"{agree} | {delta} |")
+    walls = {r["model"]: r["wall"] for r in ROWS}
+    lines.append("\nwall seconds per model (10 combinations, parity included): "
+                 + ", ".join(f"{m} {s:.0f}" for m, s in walls.items()))
+    text = "\n".join(lines)
+    print("\n" + text)
+    if os.environ.get("MNISTKIT_MATRIX_REPORT"):
+        Path(os.environ["MNISTKIT_MATRIX_REPORT"]).write_text(text + "\n")
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_full_matrix(name, sources, exports):
-    result, wall = _export(sources[name], exports)
+def test_full_matrix(name, sources, exported):
+    result, _ = exported[name]
+    exports = exported.folder
     assert "Traceback" not in result.output and result.stdout.strip(), result.output
     outcomes = json.loads(result.stdout)
     assert len(outcomes) == 10
@@ -95,11 +146,6 @@ def test_full_matrix(name, sources, exports):
         key, target = (name, o["format"], o["mode"]), Path(o["file"])
         manifest_file = target.with_name(target.name + ".json")
         p = o["parity"]
-        ROWS.append({"model": name, "format": o["format"], "mode": o["mode"], "ok": o["ok"],
-                     "seconds": o["conversion_seconds"], "size_ratio": o["size_ratio_vs_float32"],
-                     "agreement": p["agreement"] if p else None,
-                     "acc_delta_pp": p["accuracy_delta_pp"] if p else None, "wall": wall,
-                     "message": o["message"]})
         if key in MUST_FAIL:
             assert not o["ok"] and p is not None and p["agreement"] < 0.5, o  # parity caught it
         elif o["mode"] in ("none", "float16") or name not in RECURRENT:
@@ -116,7 +162,7 @@ def test_full_matrix(name, sources, exports):
         assert manifest["artifact"]["sha256"] == sha256_file(target)
         assert manifest["source"]["sha256"] == sha256_file(sources[name])
         assert (manifest["model"], manifest["format"], manifest["mode"]) == key
-        th = parity.DEFAULT_THRESHOLDS[o["mode"]]
+        th = DEFAULT_THRESHOLDS[o["mode"]]
         mp = manifest["parity"]
         assert mp["passed"] and mp["count"] == PARITY_IMAGES
         assert mp["agreement"] >= th.min_agreement - 1e-9
@@ -148,9 +194,12 @@ def test_full_matrix(name, sources, exports):
     assert not [p for p in exports.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
-def test_parity_command_matches_export(sources, exports, tmp_path):
-    arts = sorted(exports.glob("cnn_*.tflite")) + sorted(exports.glob("lstm_*.onnx"))
-    assert arts, "test_full_matrix must run first"
+def test_parity_command_matches_export(sources, exported, tmp_path):
+    exported["cnn"], exported["lstm"]  # exported here unless test_full_matrix already did
+    exports = exported.folder
+    cnn, lstm = sorted(exports.glob("cnn_*.tflite")), sorted(exports.glob("lstm_*.onnx"))
+    assert len(cnn) == 5 and len(lstm) >= 2, (cnn, lstm)  # every CNN mode; LSTM float32 and float16 at least
+    arts = cnn + lstm
     by_source: dict[str, list[Path]] = {}
     for a in arts:
         by_source.setdefault(a.name.split("_")[0], []).append(a)
@@ -176,19 +225,30 @@ def test_parity_command_matches_export(sources, exports, tmp_path):
 
 
 def test_library_export_api(sources, tmp_path, mnist):
-    """The in-process API: export(model_path, config, out_dir) -> Path, then describe()."""
-    from mnistkit.export.base import describe, export
-    from mnistkit.export.modes import ExportConfig
+    """mnistkit.export.export gives a Python caller the CLI's guarantees: isolated conversion, parity
+    through the runtime, manifest, atomic publish; a refusal writes nothing."""
+    from mnistkit.export import export
+    from mnistkit.export.onnx import describe
     from mnistkit.models.data import to_float
     from mnistkit.runtime import Classifier
 
-    path = export(sources["mlp"], ExportConfig("onnx", "dynamic"), tmp_path)
-    assert path == tmp_path / "mlp_dynamic.onnx"
-    ops = describe(path, "onnx")["ops"]
+    lines: list[str] = []
+    loose = {"min_agreement": 0.95, "max_accuracy_delta_pp": 5.0}  # a briefly trained MLP, 500 images
+    (ok,) = export(sources["mlp"], "onnx", "dynamic", tmp_path, parity_limit=500, echo=lines.append, overrides=loose)
+    # float32 is never bit-identical to Keras, so a max |delta p| of 0 must refuse the file.
+    (refused,) = export(sources["mlp"], ["onnx"], ["none"], tmp_path, parity_limit=500, overrides={"max_delta_p": 0.0})
+    assert ok.ok and ok.target == tmp_path / "mlp_dynamic.onnx" and ok.result.count == 500
+    manifest = json.loads((tmp_path / "mlp_dynamic.onnx.json").read_text())
+    assert manifest["artifact"]["sha256"] == sha256_file(ok.target) and manifest["parity"]["passed"]
+    assert not refused.ok and "parity failed" in refused.message and not refused.target.exists()
+    assert not (tmp_path / "mlp_none.onnx.json").exists()
+    assert any(line.startswith("mlp_dynamic.onnx: acc") for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp_dynamic.onnx", "mlp_dynamic.onnx.json"]
+    ops = describe(ok.target)["ops"]
     assert ops["weighted_by_precision"]["int8-weights"]["MatMulInteger"] == 3 and not ops["left_in_float32"]
     x, y = to_float(mnist.x_test[:500]), mnist.y_test[:500]
     src = parity.source_probabilities(sources["mlp"], x)
-    fig = parity.compare(src, Classifier.load(path).predict_proba(x), y, artifact=path.name, mode="dynamic")
+    fig = parity.compare(src, Classifier.load(ok.target).predict_proba(x), y, artifact=ok.target.name, mode="dynamic")
     assert fig.agreement >= 0.99
 
 
@@ -224,28 +284,6 @@ def test_ctrl_c_leaves_nothing_partial(sources, tmp_path):
     models = [n for n in names if not n.endswith(".json")]
     assert models and all(f"{n}.json" in names for n in models), names
     assert all(n[: -len(".json")] in models for n in names if n.endswith(".json")), names
-
-
-def test_zz_write_measurements():
-    """Print (and optionally save) the measured matrix: run with -s to see it."""
-    if not ROWS:
-        pytest.skip("matrix did not run")
-    lines = ["| model | format | mode | result | export s | size vs float32 | agreement | acc delta pp |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in ROWS:
-        agree = f"{r['agreement']:.2%}" if r["agreement"] is not None else "-"
-        delta = f"{r['acc_delta_pp']:+.2f}" if r["acc_delta_pp"] is not None else "-"
-        ratio = f"{r['size_ratio']:.2f}x" if r["size_ratio"] else "-"
-        verdict = "written" if r["ok"] else "refused"
-        lines.append(f"| {r['model']} | {r['format']} | {r['mode']} | {verdict} | {r['seconds']:.1f} | {ratio} | "
-                     f"{agree} | {delta} |")
-    walls = {r["model"]: r["wall"] for r in ROWS}
-    lines.append("\nwall seconds per model (10 combinations, parity included): "
-                 + ", ".join(f"{m} {s:.0f}" for m, s in walls.items()))
-    text = "\n".join(lines)
-    print("\n" + text)
-    if os.environ.get("MNISTKIT_MATRIX_REPORT"):
-        Path(os.environ["MNISTKIT_MATRIX_REPORT"]).write_text(text + "\n")
 
 
 def test_repeated_quantize_options_export_each_mode(sources, tmp_path):

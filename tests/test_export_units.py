@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mnistkit.export.base import calibration_indices, graph_kind
-from mnistkit.export.modes import (KNOWN_LIMITS, ExportConfig, Format, Mode, artifact_name, manifest_name,
-                                   suggestion)
+from mnistkit.export.mode_rules import KNOWN_LIMITS, suggestion
+from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name, identify, parse_artifact_name
+from mnistkit.runtime.manifest import manifest_path
 from mnistkit.export.worker import describe_exit
 from mnistkit.runtime.errors import UsageError
 
@@ -17,7 +20,7 @@ from mnistkit.runtime.errors import UsageError
 def test_names_follow_the_contract():
     assert artifact_name("lstm", "tflite", "int8") == "lstm_int8.tflite"
     assert artifact_name("cnn", Format.ONNX, Mode.NONE) == "cnn_none.onnx"
-    assert manifest_name("lstm_int8.tflite") == "lstm_int8.tflite.json"
+    assert manifest_path(Path("e/lstm_int8.tflite")) == Path("e/lstm_int8.tflite.json")
     assert [m.value for m in Mode] == ["none", "float16", "dynamic", "int8", "int16x8"]
 
 
@@ -63,3 +66,24 @@ def test_describe_exit():
     assert describe_exit(-signal.SIGSEGV) == "SIGSEGV"
     assert describe_exit(-signal.SIGKILL) == "SIGKILL"
     assert describe_exit(3) == "exit code 3"
+
+
+def test_file_names_read_back():
+    name = parse_artifact_name("bilstm_int16x8.onnx")
+    assert (name.model, name.format, name.mode) == ("bilstm", Format.ONNX, Mode.INT16X8)
+    for bad in ("model.tflite", "cnn_int4.tflite", "cnn_int8.keras", "cnn_int8.tflite.json", "CNN_none.onnx"):
+        assert parse_artifact_name(bad) is None, bad
+    listing = ["mlp_int8.onnx", "cnn_none.tflite", "mlp_none.tflite", "mlp_dynamic.tflite", "mlp_none.onnx"]
+    ordered = sorted(listing, key=lambda n: parse_artifact_name(n).sort_key)
+    assert ordered == ["cnn_none.tflite", "mlp_none.tflite", "mlp_dynamic.tflite", "mlp_none.onnx", "mlp_int8.onnx"]
+
+
+def test_identify_prefers_the_manifest(tmp_path):
+    art = tmp_path / "renamed.tflite"
+    assert identify(art) is None  # no manifest, name not <model>_<mode>
+    manifest_path(art).write_text(json.dumps({"model": "lstm", "format": "tflite", "mode": "int8"}))
+    assert identify(art) == parse_artifact_name("lstm_int8.tflite")
+    named = tmp_path / "cnn_none.onnx"
+    manifest_path(named).write_text("{not json")  # an unreadable manifest falls back to the name
+    assert identify(named).mode is Mode.NONE
+    assert identify(named, {"mode": "float16"}).mode is Mode.FLOAT16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistkit.tools.metrics import classification_metrics, classification_report, confusion_matrix
+from mnistkit.tools.report.metrics import classification_metrics, classification_report, confusion_matrix
 
 # 3 classes. true: 0 0 0 1 1 2 ; pred: 0 0 1 1 2 2
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnistkit.runtime.errors import ModelError, UsageError
-from mnistkit.tools import parity
+from mnistkit.export import mode_rules, parity
 
 
 def _onehot(labels, conf=0.9):
@@ -57,17 +57,17 @@ def test_agreement_threshold_and_override():
     art = _onehot(art_labels)
     r = parity.compare(src, art, labels, artifact="a", mode="dynamic")
     assert not r.passed and any("agreement 99.00%" in f for f in r.failures)
-    th = parity.thresholds_for("dynamic", {"min_agreement": 0.98, "max_accuracy_delta_pp": 2.0})
+    th = mode_rules.thresholds_for("dynamic", {"min_agreement": 0.98, "max_accuracy_delta_pp": 2.0})
     assert parity.compare(src, art, labels, artifact="a", mode="dynamic", thresholds=th).passed
 
 
 def test_default_thresholds_match_the_issue():
-    assert parity.DEFAULT_THRESHOLDS["none"] == parity.Thresholds(1.0, 1e-4, None)
-    assert parity.DEFAULT_THRESHOLDS["float16"].min_agreement == 0.9995
+    assert mode_rules.DEFAULT_THRESHOLDS["none"] == mode_rules.Thresholds(1.0, 1e-4, None)
+    assert mode_rules.DEFAULT_THRESHOLDS["float16"].min_agreement == 0.9995
     for mode in ("dynamic", "int8", "int16x8"):
-        assert parity.DEFAULT_THRESHOLDS[mode] == parity.Thresholds(0.995, None, 0.2)
+        assert mode_rules.DEFAULT_THRESHOLDS[mode] == mode_rules.Thresholds(0.995, None, 0.2)
     with pytest.raises(UsageError):
-        parity.thresholds_for("int4")
+        mode_rules.thresholds_for("int4")
 
 
 def test_shape_mismatch_is_a_model_error():

@@ -309,7 +309,7 @@ def test_bundled_samples_are_small_labelled_and_readable():
 
 
 def test_make_samples_writes_labelled_photo_like_images(tmp_path, mnist_dir):
-    from mnistkit.tools import make_samples
+    from mnistkit.tools.scripts import make_samples
 
     if not make_samples.find_fonts():
         pytest.skip("no TrueType fonts on this machine")
@@ -325,7 +325,7 @@ def test_make_samples_writes_labelled_photo_like_images(tmp_path, mnist_dir):
 
 def test_measure_photos_compares_preprocessing_with_plain_resizing(capsys):
     pytest.importorskip("ai_edge_litert")
-    from mnistkit.tools import measure_photos
+    from mnistkit.tools.scripts import measure_photos
 
     model = SAMPLES.parent / "default.tflite"
     if not model.is_file():

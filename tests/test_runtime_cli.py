@@ -143,10 +143,10 @@ def test_mnistkit_classify_is_registered(images):
 
 
 def test_bench_script_runs(capsys):
-    """tools/bench_runtime.py stays runnable (tiny counts; the figures themselves are not checked)."""
+    """tools/bench/runtime_overhead.py stays runnable (tiny counts; the figures themselves are not checked)."""
     if not DEFAULT_MODEL.exists():
         pytest.skip("no bundled default model")
-    from mnistkit.tools import bench_runtime
+    from mnistkit.tools.bench import runtime_overhead as bench_runtime
 
     bench_runtime.main(["--skip", "a", "--calls", "20", "--rounds", "1"])
     out = capsys.readouterr().out

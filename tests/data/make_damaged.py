@@ -65,10 +65,10 @@ def tiny_onnx(dim_param: str = "batchdim", weight_fill: float | None = None) -> 
 
 def _walk(content: bytes):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from mnistkit.runtime.tflite_check import _U32, _Reader
+    from mnistkit.runtime.flatbuffer import Reader
 
-    r = _Reader(content)
-    model = r.table(r._get(_U32, 0))
+    r = Reader(content)
+    model = r.root()
     return r, model
 
 

@@ -16,7 +16,8 @@ import struct
 import zlib
 
 from mnistkit.runtime import embedded
-from mnistkit.runtime.tflite_check import _Bad, _check, _Reader
+from mnistkit.runtime.flatbuffer import FlatbufferError, Reader
+from mnistkit.runtime.tflite_check import _check
 
 #: Values that break assumptions: zero, one, sign edges, powers of two near type limits.
 INTERESTING_32 = (0, 1, 2, 3, 4, 7, 8, 16, 28, 255, 256, 784, 1024, 0x7FFF, 0x8000, 0xFFFF, 0x10000,
@@ -24,16 +25,16 @@ INTERESTING_32 = (0, 1, 2, 3, 4, 7, 8, 16, 28, 255, 256, 784, 1024, 0x7FFF, 0x80
 INTERESTING_8 = (0, 1, 0x7F, 0x80, 0xFF, 0x10, 0x20)
 
 
-class _Recorder(_Reader):
-    """A tflite_check reader that records the position and size of every field it reads."""
+class _Recorder(Reader):
+    """A flatbuffer reader that records the position and size of every field it reads."""
 
     def __init__(self, buf: bytes):
         super().__init__(buf)
         self.seen: list[tuple[int, int]] = []
 
-    def _get(self, fmt, pos):
+    def read(self, fmt, pos):
         self.seen.append((pos, fmt.size))
-        return super()._get(fmt, pos)
+        return super().read(fmt, pos)
 
 
 def tflite_fields(data: bytes) -> list[tuple[int, int]]:
@@ -41,7 +42,7 @@ def tflite_fields(data: bytes) -> list[tuple[int, int]]:
     rec = _Recorder(data)
     try:
         _check(rec)
-    except (_Bad, struct.error):
+    except (FlatbufferError, struct.error):
         pass
     return sorted(set(rec.seen))
 

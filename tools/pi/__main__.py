@@ -6,6 +6,8 @@
     python -m mnistkit.tools.pi run -- -c "import platform; print(platform.machine())"
     python -m mnistkit.tools.pi tflrt-ops      # re-measure tflite-runtime 2.14's op versions
 
+Runs from a source checkout of mnistkit (``pip install -e .``): it builds the mnistkit wheel it
+installs on the emulated Pi from the sources, and caches everything in ``<checkout>/.cache/pi``.
 A failed step prints one line naming the step and why, and exits 1 (2 for usage errors).
 """
 
@@ -16,7 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from mnistkit.runtime.errors import MnistkitError
+from mnistkit.runtime.guard import script_guarded
+
+CHECKOUT_NOTE = ("Development tooling: runs from a source checkout of mnistkit (pip install -e .), "
+                 "since it builds the wheel it installs on the emulated Pi from the sources.")
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -92,7 +97,8 @@ def _tflrt_ops(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands setup, check, matrix, run, tflrt-ops)."""
-    p = argparse.ArgumentParser(prog="python -m mnistkit.tools.pi", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mnistkit.tools.pi", description=__doc__.split("\n")[0],
+                                epilog=CHECKOUT_NOTE)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("setup", help="build the emulated Pi (cached) and install the aarch64 wheels")
     s.add_argument("--install-qemu", action="store_true", help="apt-get install qemu-user-static if missing")
@@ -134,14 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("--mnist must be >= 0 and --images >= 1")
     if getattr(args, "args", None) and args.args[:1] == ["--"]:
         args.args = args.args[1:]
-    try:
-        return args.func(args)
-    except MnistkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return script_guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -19,15 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistkit.runtime.cli import quiet_native_stderr
+from mnistkit.runtime.cli import DEFAULT_MODEL, quiet_native_stderr
 from mnistkit.tools.pi import sysroot, wheels
-from mnistkit.tools.pi.common import REPO_ROOT, Stamp, StepError, cache_dir, log
+from mnistkit.tools.pi.common import Stamp, StepError, cache_dir, checkout_root, log
 from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
 from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
 from mnistkit.tools.pi.targets import Target, host, probe_cli
 
-DEFAULT_MODEL = REPO_ROOT / "runtime" / "assets" / "default.tflite"
-DEFAULT_EXPORTS = REPO_ROOT / "exports" / "pretrained"
 BACKEND = {".tflite": "litert", ".onnx": "onnxruntime"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".webp"}
 
@@ -219,7 +217,7 @@ def default_artifacts(all_exports: bool, paths: list[Path]) -> list[Path]:
     for p in paths:
         out += find_artifacts(p) if p.is_dir() else [p]
     if all_exports:
-        out += find_artifacts(DEFAULT_EXPORTS)
+        out += find_artifacts(checkout_root() / "exports" / "pretrained")
     if not out:
         out = [DEFAULT_MODEL]
     for p in out:

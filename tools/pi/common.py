@@ -12,8 +12,6 @@ from typing import Mapping, Sequence
 
 from mnistkit.runtime.errors import MnistkitError
 
-#: The repository root (``tools/pi/common.py`` -> ``tools`` -> root).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StepError(MnistkitError):
@@ -25,10 +23,27 @@ class StepError(MnistkitError):
         super().__init__(f"pi step '{step}' failed: {self.why}")
 
 
+def checkout_root() -> Path:
+    """The mnistkit source checkout this tooling runs from.
+
+    The Pi tooling builds the mnistkit wheel it installs on the emulated Pi from the sources, so it
+    runs from a checkout (``pip install -e .``), not from an installed wheel.
+
+    Raises:
+        StepError: mnistkit is not imported from a source checkout.
+    """
+    root = Path(__file__).resolve().parents[2]  # tools/pi/common.py -> tools -> checkout
+    if not ((root / "pyproject.toml").is_file() and (root / "runtime").is_dir() and (root / "tools").is_dir()):
+        raise StepError("checkout", f"python -m mnistkit.tools.pi runs from a source checkout of mnistkit (it builds "
+                                    f"the wheel it installs on the emulated Pi from the sources) and {root} is not "
+                                    "one; clone the repository and run `pip install -e .` there")
+    return root
+
+
 def cache_dir() -> Path:
-    """The cache folder: ``$MNISTKIT_PI_CACHE`` or ``<repo>/.cache/pi``."""
+    """The cache folder: ``$MNISTKIT_PI_CACHE`` or ``<checkout>/.cache/pi``."""
     env = os.environ.get("MNISTKIT_PI_CACHE")
-    return Path(env).resolve() if env else REPO_ROOT / ".cache" / "pi"
+    return Path(env).resolve() if env else checkout_root() / ".cache" / "pi"
 
 
 def log(msg: str) -> None:

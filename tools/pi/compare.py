@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from mnistkit.export.modes import identify
 
 FLOAT_ATOL = 1e-5
 QUANT_STEPS = 3
@@ -50,15 +50,8 @@ def tolerance(describe: dict | None, mode: str | None = None, fmt: str | None = 
 
 def artifact_mode(path: str | Path) -> str | None:
     """The export mode of an artifact: its manifest's ``mode``, else the ``<model>_<mode>`` file name."""
-    path = Path(path)
-    try:
-        mode = json.loads(Path(f"{path}.json").read_text()).get("mode")
-        if isinstance(mode, str):
-            return mode
-    except (OSError, ValueError, AttributeError):
-        pass
-    m = re.match(r"^[a-z0-9]+_(none|float16|dynamic|int8|int16x8)\.(tflite|onnx)$", path.name)
-    return m[1] if m else None
+    ident = identify(path)
+    return ident.mode.value if ident else None
 
 
 @dataclass(frozen=True)

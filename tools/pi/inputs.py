@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
-from mnistkit.tools.pi.common import REPO_ROOT, StepError
-
-#: ``<model>_<mode>.<ext>``, the export naming contract.
-NAME_RE = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)\.(?P<ext>tflite|onnx)$")
-
-
-MODES = ("none", "float16", "dynamic", "int8", "int16x8")
-
-
-def _order(path: Path) -> tuple:
-    m = NAME_RE.match(path.name)
-    return m["model"], m["ext"] != "tflite", MODES.index(m["mode"])
-
+from mnistkit.export.modes import parse_artifact_name
+from mnistkit.tools.pi.common import StepError, checkout_root
 
 def find_artifacts(folder: Path) -> list[Path]:
     """Every ``<model>_<mode>.tflite|onnx`` in ``folder`` (by model, then TFLite before ONNX, then mode none..int16x8).
@@ -30,7 +18,8 @@ def find_artifacts(folder: Path) -> list[Path]:
     """
     if not folder.is_dir():
         raise StepError("artifacts", f"{folder} is not a folder; pass an export folder (e.g. exports/)")
-    found = sorted((p for p in folder.iterdir() if NAME_RE.match(p.name)), key=_order)
+    found = sorted((p for p in folder.iterdir() if parse_artifact_name(p.name)),
+                   key=lambda p: parse_artifact_name(p.name).sort_key)
     if not found:
         raise StepError("artifacts", f"no <model>_<mode>.tflite/.onnx files in {folder}; run `mnistkit export` first")
     return found
@@ -40,7 +29,7 @@ def mnist_images(count: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``count`` MNIST test images as float32 (N, 28, 28) in [0, 1], and their labels."""
     from mnistkit.models.data import load_mnist, to_float
 
-    data_dir = os.environ.get("MNISTKIT_DATA") or str(REPO_ROOT.parent / "shared" / "data" / "mnist")
+    data_dir = os.environ.get("MNISTKIT_DATA") or str(checkout_root().parent / "shared" / "data" / "mnist")
     try:
         mnist = load_mnist(data_dir)
     except Exception as exc:  # noqa: BLE001 - DataError and friends: say which step

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistkit.export.modes import parse_artifact_name
 from mnistkit.tools.pi import sysroot, tflrt, wheels
-from mnistkit.tools.pi.common import REPO_ROOT, log
-from mnistkit.tools.pi.inputs import NAME_RE, find_artifacts, mnist_images
+from mnistkit.tools.pi.common import checkout_root, log
+from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
 from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
 from mnistkit.tools.pi.targets import Target, host, probe_predict
 
@@ -90,7 +91,7 @@ def _source_of(artifact: Path) -> Path | None:
         file = Path(manifest["source"]["file"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    for cand in (file, artifact.parent / file, REPO_ROOT / file):
+    for cand in (file, artifact.parent / file, checkout_root() / file):
         if cand.is_file():
             return cand
     return None
@@ -106,8 +107,8 @@ def _row(art: Path, cols: list[Runtime], raw: dict[str, dict[str, dict]], y: np.
     ref = raw.get(ref_key, {}).get(str(art), {})
     kind, atol = tolerance(ref.get("describe"), artifact_mode(art), fmt)
     ref_p = np.load(ref["proba"]) if ref.get("runs") else None
-    m = NAME_RE.match(art.name)
-    row: dict = {"file": art.name, "model": m["model"], "format": fmt, "mode": m["mode"],
+    name = parse_artifact_name(art.name)
+    row: dict = {"file": art.name, "model": name.model, "format": fmt, "mode": name.mode.value,
                  "size_bytes": art.stat().st_size, "reference": ref_key,
                  "tolerance": {"kind": kind, "atol": atol}, "cells": {}}
     if fmt == "tflite":

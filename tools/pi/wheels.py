@@ -27,7 +27,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mnistkit.tools.pi.common import REPO_ROOT, Stamp, StepError, cache_dir, log, run
+from mnistkit.tools.pi.common import Stamp, StepError, cache_dir, checkout_root, log, run
 
 # Bookworm has glibc 2.36: every manylinux tag up to 2.36 runs there.
 PLATFORMS = ["manylinux2014_aarch64"] + [f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)]
@@ -50,8 +50,9 @@ def _pip(*args: str) -> list[str]:
     return [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
 
 
-def source_digest(root: Path = REPO_ROOT) -> str:
-    """sha256 over the files a mnistkit wheel is built from (paths and bytes)."""
+def source_digest(root: Path | None = None) -> str:
+    """sha256 over the files a mnistkit wheel is built from (paths and bytes); ``root``: the checkout."""
+    root = root or checkout_root()
     h = hashlib.sha256()
     files = [root / "pyproject.toml", root / "README.md"]
     for sub in SOURCE_DIRS:
@@ -62,7 +63,7 @@ def source_digest(root: Path = REPO_ROOT) -> str:
     return h.hexdigest()
 
 
-def build_mnistkit_wheel(root: Path = REPO_ROOT) -> Path:
+def build_mnistkit_wheel(root: Path | None = None) -> Path:
     """Step ``wheel``: build mnistkit's wheel from a copy of the working tree (no build/ in the repo).
 
     Returns:
@@ -72,6 +73,7 @@ def build_mnistkit_wheel(root: Path = REPO_ROOT) -> Path:
         StepError: the build failed.
     """
     step = "wheel"
+    root = root or checkout_root()
     out = cache_dir() / "dist"
     digest = source_digest(root)
     stamp = Stamp(step, {"source_sha256": digest})
@@ -80,29 +82,49 @@ def build_mnistkit_wheel(root: Path = REPO_ROOT) -> Path:
         if wheel.is_file():
             return wheel
     log("building the mnistkit wheel (pip wheel --no-deps)")
+    with tempfile.TemporaryDirectory(prefix="mnistkit-dist.") as tmp:
+        built = build_wheel(root, Path(tmp))
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("mnistkit-*.whl"):
+            old.unlink()
+        wheel = out / built.name
+        shutil.copy2(built, wheel)
+    stamp.mark(wheel=wheel.name)
+    return wheel
+
+
+def build_wheel(root: Path, dist: Path, *, isolated: bool = True) -> Path:
+    """Build mnistkit's wheel from a copy of the checkout at ``root`` into ``dist`` (no build/ in the checkout).
+
+    Args:
+        root: the source checkout.
+        dist: folder for the wheel.
+        isolated: use pip's build isolation (False: build with this environment's setuptools).
+
+    Returns:
+        The wheel's path.
+
+    Raises:
+        StepError: the build failed.
+    """
+    step = "wheel"
     with tempfile.TemporaryDirectory(prefix="mnistkit-src.") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
         shutil.copy2(root / "pyproject.toml", src)
         if (root / "README.md").is_file():
             shutil.copy2(root / "README.md", src)
-        else:  # the lead writes README.md; until then the build would fail on `readme =`
+        else:  # the build would fail on `readme =`
             log("note: README.md is missing; building with an empty one")
             (src / "README.md").write_text("mnistkit\n")
         for sub in SOURCE_DIRS:
             shutil.copytree(root / sub, src / sub, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        dist = Path(tmp) / "dist"
-        run(step, _pip("wheel", "--no-deps", "-q", "-w", str(dist), str(src)), timeout=600)
-        wheels = sorted(dist.glob("mnistkit-*.whl"))
-        if len(wheels) != 1:
-            raise StepError(step, f"expected one mnistkit wheel, found {[w.name for w in wheels]}")
-        out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("mnistkit-*.whl"):
-            old.unlink()
-        wheel = out / wheels[0].name
-        shutil.copy2(wheels[0], wheel)
-    stamp.mark(wheel=wheel.name)
-    return wheel
+        flags = [] if isolated else ["--no-build-isolation"]
+        run(step, _pip("wheel", "--no-deps", "-q", *flags, "-w", str(dist), str(src)), timeout=600)
+    wheels = sorted(dist.glob("mnistkit-*.whl"))
+    if len(wheels) != 1:
+        raise StepError(step, f"expected one mnistkit wheel, found {[w.name for w in wheels]}")
+    return wheels[0]
 
 
 def wheel_requirements(wheel: Path, extras: tuple[str, ...] = ()) -> list[str]:

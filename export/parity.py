@@ -4,56 +4,29 @@ Figures per artifact: accuracy of both, accuracy delta, top-1 agreement, max |de
 recall deltas and the indices of the test images where the two disagree. Exported files run through
 ``mnistkit.runtime.Classifier`` (the code path a device runs), the source through Keras.
 
-Default thresholds per mode: none (float32) agreement 100% and max |delta p| <= 1e-4; float16
-agreement >= 99.95%; dynamic, int8 and int16x8 |delta accuracy| <= 0.2 pp and agreement >= 99.5%.
+The thresholds per mode are in ``mode_rules``. :func:`compare` is the core the export pipeline
+runs before publishing a file; :func:`run_parity` is ``mnistkit parity`` (verify manifests, run the
+source and each existing file, compare, optionally write a Markdown report).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from mnistkit.runtime.errors import ModelError, UsageError
+from mnistkit.export.mode_rules import Thresholds, thresholds_for
+from mnistkit.export.modes import identify
+from mnistkit.models.artifacts import write_bytes_atomic
+from mnistkit.models.source import resolve_source
+from mnistkit.runtime import manifest as rt_manifest
+from mnistkit.runtime.errors import ModelError, OutputExistsError, UsageError
 
 MAX_LISTED_INDICES = 200
 _EPS = 1e-9  # 4 of 2,000 images is exactly 0.2 pp, which passes a 0.2 pp limit
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Pass criteria; None disables a criterion.
-
-    Attributes:
-        min_agreement: minimum top-1 agreement, as a fraction (1.0 = every image).
-        max_delta_p: maximum |p_artifact - p_source| over every image and class.
-        max_accuracy_delta_pp: maximum |accuracy difference| in percentage points.
-    """
-
-    min_agreement: float | None = None
-    max_delta_p: float | None = None
-    max_accuracy_delta_pp: float | None = None
-
-
-DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
-    "none": Thresholds(min_agreement=1.0, max_delta_p=1e-4),
-    "float16": Thresholds(min_agreement=0.9995),
-    "dynamic": Thresholds(min_agreement=0.995, max_accuracy_delta_pp=0.2),
-    "int8": Thresholds(min_agreement=0.995, max_accuracy_delta_pp=0.2),
-    "int16x8": Thresholds(min_agreement=0.995, max_accuracy_delta_pp=0.2),
-}
-
-
-def thresholds_for(mode: str, overrides: dict[str, float | None] | None = None) -> Thresholds:
-    """Default thresholds of ``mode`` with any non-None ``overrides`` (field name -> value) applied."""
-    if mode not in DEFAULT_THRESHOLDS:
-        raise UsageError(f"unknown quantization mode {mode!r}; choose one of: {', '.join(DEFAULT_THRESHOLDS)}")
-    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return replace(DEFAULT_THRESHOLDS[mode], **changes)
 
 
 @dataclass
@@ -153,31 +126,26 @@ def check_line(r: ParityResult, size_ratio: float | None = None) -> str:
     )
 
 
-_NAME = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)\.(tflite|onnx)$")
-
-
 def artifact_mode(path: Path, manifest: dict | None) -> str:
     """The quantization mode of an artifact: from its manifest, else from its file name.
 
     Raises:
         UsageError: neither tells the mode.
     """
-    if manifest and manifest.get("mode") in DEFAULT_THRESHOLDS:
-        return manifest["mode"]
-    m = _NAME.match(path.name)
-    if m:
-        return m.group("mode")
-    raise UsageError(
-        f"cannot tell the quantization mode of {path.name} (no manifest, name not <model>_<mode>.<ext>); "
-        "pass --mode"
-    )
+    ident = identify(path, manifest or {})
+    if ident is None:
+        raise UsageError(
+            f"cannot tell the quantization mode of {path.name} (no manifest, name not <model>_<mode>.<ext>); "
+            "pass --mode"
+        )
+    return ident.mode.value
 
 
 def source_probabilities(source_path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
     """Probabilities of the Keras source model on ``x`` (imports Keras)."""
-    from mnistkit.export.base import load_keras
+    from mnistkit.models.source import load_keras
 
-    return load_keras(str(source_path)).predict(x, batch_size=500, verbose=0).astype(np.float32)
+    return load_keras(source_path).predict(x, batch_size=500, verbose=0).astype(np.float32)
 
 
 def artifact_probabilities(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
@@ -211,3 +179,62 @@ def markdown_report(results: list[ParityResult], source: str) -> str:
         more = f" ... (+{r.disagreements - len(shown)} more)" if r.disagreements > len(shown) else ""
         lines.append(f"- {r.artifact}: {r.disagreements} — {', '.join(map(str, shown)) or 'none'}{more}")
     return "\n".join(lines) + "\n"
+
+
+def run_parity(
+    source_arg: str | os.PathLike, artifacts: list[Path], *, limit: int | None = None, mode: str | None = None,
+    data_dir: str | None = None, report: Path | None = None, force: bool = False,
+    overrides: dict | None = None, echo: Callable[[str], None] = print, progress: Callable[[str], None] = print,
+) -> list[ParityResult]:
+    """Compare a Keras source with exported files on the test set.
+
+    Every artifact's manifest hash is checked before any model runs.
+
+    Returns:
+        One ParityResult per artifact, in order.
+
+    Raises:
+        ModelError: the source is not a Keras zoo model, or an artifact cannot be loaded.
+        IntegrityError: an artifact does not match its manifest.
+        OutputExistsError: ``report`` exists and ``force`` is False.
+        UsageError: an artifact's mode cannot be told.
+    """
+    from mnistkit.export.base import check_out_dir, mnist
+    from mnistkit.models.data import to_float
+
+    source = resolve_source(source_arg)
+    if report is not None:
+        if report.exists() and not force:
+            raise OutputExistsError(f"{report} already exists; pass --force to overwrite or choose another --report")
+        check_out_dir(report.parent, option="--report")
+    modes, manifests = [], []
+    for path in artifacts:
+        data = rt_manifest.load_manifest(path)
+        rt_manifest.verify(path, rt_manifest.read_model(path), data)
+        manifests.append(data)
+        modes.append(mode or artifact_mode(path, data))
+    for path, data in zip(artifacts, manifests):
+        recorded = ((data or {}).get("source") or {}).get("sha256")
+        if recorded and recorded != source.sha256:
+            progress(f"warning: {path.name} was exported from a different source (sha256 {recorded[:12]}...)")
+    mn = mnist(data_dir)
+    x, labels = to_float(mn.x_test[:limit]), mn.y_test[:limit]
+    progress(f"running the Keras source {source.path.name} ({source.name}) on {len(labels)} test images ...")
+    src_probs = source_probabilities(source.path, x)
+    results = []
+    for path, m in zip(artifacts, modes):
+        progress(f"running {path.name} through the runtime ...")
+        probs = artifact_probabilities(path, x)
+        res = compare(src_probs, probs, labels, artifact=path.name, mode=m,
+                                 thresholds=thresholds_for(m, overrides))
+        res.size_bytes = path.stat().st_size
+        echo(check_line(res))
+        moved = sorted((c for c in range(10) if res.recall_delta_pp[c]), key=lambda c: -abs(res.recall_delta_pp[c]))
+        recall = ", ".join(f"{c}: {res.recall_delta_pp[c]:+.2f}" for c in moved[:5]) or "none changed"
+        shown = ", ".join(map(str, res.disagreeing_indices[:10])) or "none"
+        echo(f"  recall delta by digit (pp): {recall}; disagreeing test indices: {shown}"
+             + (f" (+{res.disagreements - 10} more)" if res.disagreements > 10 else ""))
+        results.append(res)
+    if report is not None:
+        write_bytes_atomic(report, markdown_report(results, str(source.path)).encode())
+    return results

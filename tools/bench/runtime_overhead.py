@@ -1,7 +1,7 @@
 """Benchmark of the device runtime: prints figures, asserts nothing (not a timed test).
 
-    python tools/bench_runtime.py                      # bundled default model, 10 cold starts
-    python tools/bench_runtime.py --model exports/lstm_int8.tflite --runs 20 --with-tf
+    python tools/bench/runtime_overhead.py                      # bundled default model, 10 cold starts
+    python tools/bench/runtime_overhead.py --model exports/lstm_int8.tflite --runs 20 --with-tf
 
 (a) cold start of ``python -m mnistkit.runtime <one image>`` (process start, imports, model load,
     preprocessing, classification, exit): median wall time and peak RSS over ``--runs`` runs, next to
@@ -17,7 +17,7 @@ For device-like cold-start figures run it with a non-editable base install (an e
 adds a meta-path finder, ~15 ms per start):
 
     python -m venv /tmp/device && /tmp/device/bin/pip install .
-    /tmp/device/bin/python tools/bench_runtime.py --skip b,c
+    /tmp/device/bin/python tools/bench/runtime_overhead.py --skip b,c
 
 On a shared machine wall times mostly measure waiting for a core; the CPU column does not.
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "runtime" / "assets" / "default.tflite"
+from mnistkit.runtime.cli import ASSETS, DEFAULT_MODEL
 
 
 # -- (a) cold start --------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def threads(model: Path, calls: int, rounds: int) -> None:
 
 
 def _sample_image(tmp: Path) -> Path:
-    samples = Path(__file__).resolve().parents[1] / "runtime" / "assets" / "samples"
+    samples = ASSETS / "samples"
     found = sorted(p for p in samples.glob("*.png")) if samples.is_dir() else []
     if found:
         return found[0]

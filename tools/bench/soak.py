@@ -1,7 +1,7 @@
 """Soak and concurrency run of the device runtime (a script that prints figures, not a timed test).
 
-    python -m mnistkit.tools.soak                                   # the issue's full run
-    python -m mnistkit.tools.soak --calls 100000 --photos 20000 --json reports/soak.json
+    python -m mnistkit.tools.bench.soak                                   # the issue's full run
+    python -m mnistkit.tools.bench.soak --calls 100000 --photos 20000 --json reports/soak.json
 
 1. ``--calls`` single-image ``predict_proba`` calls (MNIST test digits, uint8) in one process, RSS
    sampled every ``--every`` calls; growth is the last sample minus the first (taken after a warm-up).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -18,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistkit.export.modes import identify
 from mnistkit.runtime.errors import MnistkitError, UsageError
+from mnistkit.runtime.manifest import manifest_path
 
 MODEL_SUFFIXES = (".tflite", ".onnx", ".keras")
-_NAME = re.compile(r"^(?P<model>[a-z0-9]+)_(?P<mode>none|float16|dynamic|int8|int16x8)$")
 
 
 @dataclass
@@ -67,21 +67,16 @@ def collect(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def describe(path: Path) -> tuple[str, str, str]:
-    """(model, format, mode) from the manifest beside ``path``, else from its file name."""
-    manifest = path.with_name(path.name + ".json")
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            if path.suffix == ".keras":
-                return data.get("model", path.stem), "keras", "source"
-            return data.get("model", "?"), data.get("format", path.suffix[1:]), data.get("mode", "?")
-        except (OSError, ValueError):
-            pass
+def identify_model(path: Path) -> tuple[str, str, str]:
+    """(model, format, mode) of a benchmarked file: a Keras source is ``(name, "keras", "source")``,
+    an exported file is identified by its manifest, else its file name (``"?"`` when neither tells)."""
     if path.suffix == ".keras":
-        return (path.parent.name if path.stem == "model" else path.stem), "keras", "source"
-    m = _NAME.match(path.stem)
-    return (m["model"], path.suffix[1:], m["mode"]) if m else (path.stem, path.suffix[1:], "?")
+        try:
+            return json.loads(manifest_path(path).read_text())["model"], "keras", "source"
+        except (OSError, ValueError, KeyError, TypeError):
+            return (path.parent.name if path.stem == "model" else path.stem), "keras", "source"
+    ident = identify(path)
+    return (ident.model, ident.format.value, ident.mode.value) if ident else (path.stem, path.suffix[1:], "?")
 
 
 def percentiles_us(seconds: list[float]) -> dict[str, float]:
@@ -147,7 +142,7 @@ def bench_artifact(path: Path, pixels: np.ndarray, y: np.ndarray | None, *, thre
     """
     from mnistkit.runtime import Classifier
 
-    model, fmt, mode = describe(path)
+    model, fmt, mode = identify_model(path)
     row = BenchRow(str(path), model, fmt, mode, size_bytes=path.stat().st_size)
     try:
         t0 = time.perf_counter()
@@ -197,9 +192,9 @@ def measure_latency(measured: list[tuple[BenchRow, object]], pixel: np.ndarray, 
 def bench_keras(path: Path, x: np.ndarray, y: np.ndarray | None, *, batch_sizes: list[int], runs: int,
                 rss: bool = True) -> BenchRow:
     """Measure a Keras source: ``model(x)`` latency (the row's figures) and ``model.predict(x)``."""
-    from mnistkit.tools.runs import load_keras
+    from mnistkit.models.source import load_keras
 
-    model_name, fmt, mode = describe(path)
+    model_name, fmt, mode = identify_model(path)
     row = BenchRow(str(path), model_name, fmt, mode, backend="keras model(x)", size_bytes=path.stat().st_size)
     try:
         t0 = time.perf_counter()
@@ -242,7 +237,7 @@ def format_table(rows: list[BenchRow], batch: int) -> str:
 
 def plot(rows: list[BenchRow], path: Path) -> Path:
     """Size vs single-image latency scatter, one colour per format/mode, log axes."""
-    from mnistkit.tools.plots import _pyplot, save_figure
+    from mnistkit.tools.report.plots import _pyplot, save_figure
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))

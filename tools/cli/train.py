@@ -37,7 +37,7 @@ def _run_one(name: str, out: Path, limit, data_dir, force: bool, overrides: dict
     from mnistkit.models.data import load_mnist
     from mnistkit.models.recipes import validate_recipe
     from mnistkit.runtime.errors import OutputExistsError
-    from mnistkit.tools.runs import publish, write_run
+    from mnistkit.tools.training.runs import publish, write_run
 
     recipe = _recipe(name, overrides)
     validate_recipe(recipe, limit)

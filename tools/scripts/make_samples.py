@@ -1,7 +1,7 @@
 """Generate a labelled, photo-like set of digit images to test real-image preprocessing.
 
-    python -m mnistkit.tools.make_samples OUT_DIR [--count 500] [--seed 0] [--data-dir MNIST_DIR]
-    python -m mnistkit.tools.make_samples --bundle runtime/assets/samples   # the bundled samples
+    python -m mnistkit.tools.scripts.make_samples OUT_DIR [--count 500] [--seed 0] [--data-dir MNIST_DIR]
+    python -m mnistkit.tools.scripts.make_samples --bundle runtime/assets/samples   # the bundled samples
 
 Each image is one digit, dark ink on light paper (10% light on dark), drawn either with a TrueType
 font found on this machine (/usr/share/fonts, matplotlib's fonts) or from an MNIST *test* digit
@@ -27,6 +27,7 @@ import numpy as np
 from mnistkit.models.artifacts import write_bytes_atomic
 from mnistkit.models.data import load_mnist
 from mnistkit.runtime.errors import MnistkitError, OutputExistsError, UsageError
+from mnistkit.runtime.guard import script_guarded
 
 # Font file name pattern -> source category. Fonts that match none are not used (symbol/math fonts).
 FONT_RULES: tuple[tuple[str, str], ...] = (
@@ -299,7 +300,7 @@ def make_bundle(out: Path, seed: int, renderer: Renderer) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m mnistkit.tools.make_samples", description=__doc__.split("\n")[0]
+        prog="python -m mnistkit.tools.scripts.make_samples", description=__doc__.split("\n")[0]
     )
     parser.add_argument("out", nargs="?", type=Path, help="folder for the test set (must be new or empty)")
     parser.add_argument("--count", type=int, default=500, help="number of images (default 500)")
@@ -307,33 +308,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="MNIST folder (default: $MNISTKIT_DATA)")
     parser.add_argument("--bundle", type=Path, help="also write the bundled samples into this folder")
     args = parser.parse_args(argv)
-    try:
-        if args.out is None and args.bundle is None:
-            raise UsageError("give an output folder, --bundle FOLDER, or both")
-        if args.count < 1:
-            raise UsageError("--count must be at least 1")
-        if args.out is not None and args.out.exists() and any(args.out.iterdir()):
-            raise OutputExistsError(f"{args.out} is not empty; choose a new folder or empty it")
-        fonts = find_fonts()
-        if not fonts:
-            raise MnistkitError(
-                "no usable TrueType fonts in /usr/share/fonts or matplotlib; install fonts-dejavu"
-            )
-        mnist = load_mnist(args.data_dir)
-        renderer = Renderer(fonts, mnist.x_test, mnist.y_test)
-        if args.out is not None:
-            files = make_set(args.out, args.count, args.seed, renderer)
-            print(f"wrote {len(files)} images to {args.out} (sources: {', '.join(sources_for(fonts))})")
-        if args.bundle is not None:
-            files = make_bundle(args.bundle, args.seed, renderer)
-            total = sum(p.stat().st_size for p in files)
-            print(f"wrote {len(files)} samples ({total / 1024:.0f} KB) to {args.bundle}")
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except MnistkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return script_guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.out is None and args.bundle is None:
+        raise UsageError("give an output folder, --bundle FOLDER, or both")
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
+        raise OutputExistsError(f"{args.out} is not empty; choose a new folder or empty it")
+    fonts = find_fonts()
+    if not fonts:
+        raise MnistkitError(
+            "no usable TrueType fonts in /usr/share/fonts or matplotlib; install fonts-dejavu"
+        )
+    mnist = load_mnist(args.data_dir)
+    renderer = Renderer(fonts, mnist.x_test, mnist.y_test)
+    if args.out is not None:
+        files = make_set(args.out, args.count, args.seed, renderer)
+        print(f"wrote {len(files)} images to {args.out} (sources: {', '.join(sources_for(fonts))})")
+    if args.bundle is not None:
+        files = make_bundle(args.bundle, args.seed, renderer)
+        total = sum(p.stat().st_size for p in files)
+        print(f"wrote {len(files)} samples ({total / 1024:.0f} KB) to {args.bundle}")
     return 0
 
 

@@ -40,7 +40,7 @@ def bench(paths, threads, batch_sizes, runs, limit, with_keras, no_rss, data_dir
     size; RSS is the peak of a fresh process that loads the model and classifies one image.
     """
     from mnistkit.models.data import load_mnist, to_float
-    from mnistkit.tools import bench as lib
+    from mnistkit.tools.bench import measure as lib
 
     files = lib.collect(list(paths))
     if with_keras:

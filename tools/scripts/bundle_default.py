@@ -1,6 +1,6 @@
 """Bundle an exported model as the runtime's default device model (runtime/assets/default.tflite).
 
-    python -m mnistkit.tools.bundle_default exports/pretrained/cnn_int8.tflite
+    python -m mnistkit.tools.scripts.bundle_default exports/pretrained/cnn_int8.tflite
 
 Copies the artifact and its manifest (renamed to default.tflite / default.tflite.json) atomically.
 An artifact exported before files carried their own metadata gets it embedded here (from its
@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 from mnistkit.models.artifacts import sha256_file, write_bytes_atomic, write_json_atomic
+from mnistkit.runtime.cli import ASSETS
 from mnistkit.runtime.errors import IntegrityError
-
-ASSETS = Path(__file__).resolve().parents[1] / "runtime" / "assets"
 
 
 def bundle(artifact: Path, assets: Path = ASSETS) -> Path:

@@ -1,4 +1,6 @@
-"""Training run directories: resolve a model path, write a run atomically, load a Keras source."""
+"""Training run folders: write one atomically (model, manifest, history, metrics, plots), publish its model.
+
+Finding and loading the model of a run folder is ``mnistkit.models.source``."""
 
 from __future__ import annotations
 
@@ -9,41 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from mnistkit.models.artifacts import atomic_dir, atomic_path, sha256_file, tool_versions, write_json_atomic
-from mnistkit.runtime.errors import ModelError
+from mnistkit.models.source import RUN_MODEL
 
-RUN_MODEL = "model.keras"
 VERSION_PACKAGES = ("mnistkit", "tensorflow-cpu", "tensorflow", "keras", "numpy")
-
-
-def resolve_model_path(path: str | Path) -> Path:
-    """Return the model file for ``path``: the file itself, or ``model.keras`` inside a run directory.
-
-    Raises:
-        ModelError: nothing usable at ``path``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        candidate = path / RUN_MODEL
-        if not candidate.is_file():
-            raise ModelError(f"{path} is a folder without {RUN_MODEL}; pass a .keras file or a run directory")
-        return candidate
-    if not path.is_file():
-        raise ModelError(f"{path} does not exist; pass a .keras file, a run directory or an exported model")
-    return path
-
-
-def load_keras(path: str | Path):
-    """Load a Keras model file (compile=False), turning every failure into ModelError."""
-    path = resolve_model_path(path)
-    if path.suffix != ".keras":
-        raise ModelError(f"{path} is not a Keras model (.keras); pass a .keras file or a run directory")
-    import keras
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad zip / config
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ModelError(f"{path} is not a loadable Keras model ({reason}); pass a model saved by mnistkit train") from None
 
 
 def model_manifest(result, mnist, metrics: dict, model_sha256: str) -> dict:
@@ -66,8 +36,8 @@ def model_manifest(result, mnist, metrics: dict, model_sha256: str) -> dict:
 
 def write_run(result, mnist, out: str | Path, force: bool = False) -> Path:
     """Write a training run directory atomically: model, manifest, history, metrics and plots."""
-    from mnistkit.tools import plots
-    from mnistkit.tools.metrics import classification_metrics
+    from mnistkit.tools.report import plots
+    from mnistkit.tools.report.metrics import classification_metrics
 
     name = result.model.name
     probs = result.test_probabilities

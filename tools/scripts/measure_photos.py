@@ -1,10 +1,10 @@
 """Measure a model's accuracy on a folder of labelled photo-like digit images.
 
-    python -m mnistkit.tools.measure_photos MODEL FOLDER [--json]
+    python -m mnistkit.tools.scripts.measure_photos MODEL FOLDER [--json]
 
 MODEL is an exported ``.tflite`` / ``.onnx`` file (run with ``mnistkit.runtime.Classifier``) or a
 ``.keras`` file (run with Keras; needs the ``train`` extra). FOLDER holds images named
-``<label>_<source>[_<anything>].<ext>`` as written by ``python -m mnistkit.tools.make_samples``.
+``<label>_<source>[_<anything>].<ext>`` as written by ``python -m mnistkit.tools.scripts.make_samples``.
 
 Prints accuracy per source (font family or MNIST), per file format and overall, for two pipelines:
 ``prepare`` (mnistkit.runtime.preprocess: invert, denoise, crop, fit 20x20, centre by mass) and
@@ -24,7 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from mnistkit.runtime.errors import ImageError, MnistkitError, UsageError
+from mnistkit.runtime.errors import ImageError, UsageError
+from mnistkit.runtime.guard import script_guarded
 from mnistkit.runtime.preprocess import prepare
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -108,20 +109,17 @@ def _row(hit: dict, idx: list[int]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m mnistkit.tools.measure_photos", description=__doc__.split("\n")[0]
+        prog="python -m mnistkit.tools.scripts.measure_photos", description=__doc__.split("\n")[0]
     )
     parser.add_argument("model", type=Path, help="exported .tflite/.onnx model, or a .keras model")
     parser.add_argument("folder", type=Path, help="folder of labelled images (from make_samples)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    try:
-        result = measure(args.model, args.folder)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except MnistkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return script_guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = measure(args.model, args.folder)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -1,8 +1,10 @@
-"""The ``mnistkit`` command line: a thin click adapter over the library.
+"""The ``mnistkit`` command line: a thin click adapter over the library, one module per command.
 
 Subcommands are imported lazily (click's "Lazily Loading Subcommands" pattern) so that
 ``mnistkit --help`` and ``mnistkit classify ...`` never import TensorFlow. Library errors
-(``MnistkitError``) become one-line messages: exit code 2 for usage errors, 1 for failures.
+(``MnistkitError``) become one-line messages through ``mnistkit.runtime.guard``: exit code 2 for
+usage errors, 1 for failures. Adding a command: a module here with a click command, one row in
+``SUBCOMMANDS``.
 """
 
 from __future__ import annotations
@@ -12,29 +14,19 @@ import os
 
 import click
 
-from mnistkit.runtime.errors import MnistkitError, UsageError
+from mnistkit.runtime.guard import click_guarded
 
 # name -> ("module:attribute", one-line help shown by `mnistkit --help` without importing it)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("mnistkit.tools.cmd_train:train", "Train a zoo model on MNIST into a run directory."),
-    "train-all": ("mnistkit.tools.cmd_train:train_all", "Train every zoo model with its default recipe."),
-    "evaluate": ("mnistkit.tools.cmd_evaluate:evaluate", "Evaluate a model on the MNIST test set."),
-    "export": ("mnistkit.tools.cmd_export:export", "Export a Keras model to TFLite/ONNX, float or quantized."),
-    "parity": ("mnistkit.tools.cmd_parity:parity", "Prove exported models classify like their Keras source."),
+    "train": ("mnistkit.tools.cli.train:train", "Train a zoo model on MNIST into a run directory."),
+    "train-all": ("mnistkit.tools.cli.train:train_all", "Train every zoo model with its default recipe."),
+    "evaluate": ("mnistkit.tools.cli.evaluate:evaluate", "Evaluate a model on the MNIST test set."),
+    "export": ("mnistkit.tools.cli.export:export", "Export a Keras model to TFLite/ONNX, float or quantized."),
+    "parity": ("mnistkit.tools.cli.parity:parity", "Prove exported models classify like their Keras source."),
     "classify": ("mnistkit.runtime.cli:classify", "Classify digit images with an exported model (no TensorFlow)."),
-    "bench": ("mnistkit.tools.cmd_bench:bench", "Measure size, latency, throughput and memory of models."),
-    "report": ("mnistkit.tools.cmd_report:report", "Regenerate REPORT.md and its charts."),
+    "bench": ("mnistkit.tools.cli.bench:bench", "Measure size, latency, throughput and memory of models."),
+    "report": ("mnistkit.tools.cli.report:report", "Regenerate REPORT.md and its charts."),
 }
-
-
-def run_guarded(callback, *args, **kwargs):
-    """Call ``callback`` turning library errors into click exceptions (one line, no traceback)."""
-    try:
-        return callback(*args, **kwargs)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except MnistkitError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 class LazyGroup(click.Group):
@@ -65,7 +57,7 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
-        return run_guarded(super().invoke, ctx)
+        return click_guarded(super().invoke, ctx)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,12 +12,12 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from mnistkit.export.modes import FORMATS, MODES
 from mnistkit.models.artifacts import write_bytes_atomic
 from mnistkit.models.recipes import REFERENCE_ACCURACY
 from mnistkit.models.zoo import MODEL_NAMES
 from mnistkit.runtime.errors import UsageError
 
-MODE_ORDER = ("none", "float16", "dynamic", "int8", "int16x8")
 GOALS = {"int8_size_ratio": 0.30, "mlp_int8_us": 5.0, "lstm_int8_us": 60.0, "keras_speedup": 100.0}
 
 
@@ -48,7 +48,7 @@ def export_manifests(folder: Path) -> list[dict]:
     found = [_read_json(p) for p in sorted(folder.glob("*.json"))]
     found = [m for m in found if isinstance(m, dict) and m.get("format") in ("tflite", "onnx")]
     key = lambda m: (MODEL_NAMES.index(m["model"]) if m["model"] in MODEL_NAMES else 99,  # noqa: E731
-                     m["format"], MODE_ORDER.index(m["mode"]) if m["mode"] in MODE_ORDER else 99)
+                     m["format"], MODES.index(m["mode"]) if m["mode"] in MODES else 99)
     return sorted(found, key=key)
 
 
@@ -149,7 +149,7 @@ SLOWER_EXPLAINED = """Why some quantized files are slower than float32 on this x
   to float32 input). A full-int8 TFLite model takes them with one xor (pixel - 128), a float model
   needs a 784-value float conversion (~1 us). From float32 input the order flips for the tiniest
   models: converting the input to int8 costs ~2.5 us, as much as the linear/MLP model call itself (see
-  the float32-input column; `tools/bench_runtime.py` separates the parts)."""
+  the float32-input column; `tools/bench/runtime_overhead.py` separates the parts)."""
 
 SIZE_EXPLAINED = """How the recurrent int8 files reach the size of their weights: an unrolled 28-step graph repeats
 ~400 operators and ~500 tensors, each with its own quantization parameters, and that bookkeeping kept
@@ -177,7 +177,7 @@ def keras_note(bench_rows: list[dict]) -> str:
 
 def accuracy_size_chart(manifests: list[dict], path: Path) -> Path:
     """Accuracy vs file size of every exported artifact."""
-    from mnistkit.tools.plots import _pyplot, save_figure
+    from mnistkit.tools.report.plots import _pyplot, save_figure
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
@@ -202,8 +202,8 @@ def default_model_confusion(model: Path, path: Path, data_dir: str | None) -> fl
     """Confusion matrix chart of the bundled default model on the 10,000 test images; returns accuracy."""
     from mnistkit.models.data import load_mnist, to_float
     from mnistkit.runtime import Classifier
-    from mnistkit.tools.metrics import confusion_matrix
-    from mnistkit.tools.plots import confusion_heatmap
+    from mnistkit.tools.report.metrics import confusion_matrix
+    from mnistkit.tools.report.plots import confusion_heatmap
 
     mnist = load_mnist(data_dir)
     pred = Classifier.load(model).predict_proba(to_float(mnist.x_test)).argmax(axis=1)
@@ -216,7 +216,7 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
                  default_model: Path, compat: Path | None = None, photos: Path | None = None,
                  data_dir: str | None = None) -> Path:
     """Write REPORT.md (and charts into ``charts``) from the measured inputs."""
-    from mnistkit.tools.bench import BenchRow, plot
+    from mnistkit.tools.bench.measure import BenchRow, plot
 
     acc_rows = pretrained_rows(pretrained)
     manifests = export_manifests(exports)
@@ -252,7 +252,7 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
         parts += ["## Photo-like digits", photos.read_text().strip()]
     if compat and compat.is_file():
         parts += ["## Runtime compatibility", compat.read_text().strip()]
-    from mnistkit.tools.report_hardening import hardening_section
+    from mnistkit.tools.report.hardening import hardening_section
 
     parts.append(hardening_section(charts / "fuzz.json", charts / "soak.json", rel))
     write_bytes_atomic(out, ("\n\n".join(p for p in parts if p) + "\n").encode())
@@ -271,7 +271,7 @@ def write_parity_summary(manifests: list[dict], path: Path) -> Path:
 
 def _missing_combinations(manifests: list[dict]) -> str:
     have = {(m["model"], m["format"], m["mode"]) for m in manifests}
-    missing = [f"{n} {f} {m}" for n in MODEL_NAMES for f in ("tflite", "onnx") for m in MODE_ORDER
+    missing = [f"{n} {f} {m}" for n in MODEL_NAMES for f in FORMATS for m in MODES
                if (n, f, m) not in have and not (f == "onnx" and m == "int16x8")]
     if not missing:
         return ""

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from mnistkit.export.modes import FORMATS, MODES
-from mnistkit.tools.cmd_parity import overrides, threshold_options
+from mnistkit.tools.cli.parity import overrides, threshold_options
 
 
 @click.command()
@@ -19,7 +19,7 @@ from mnistkit.tools.cmd_parity import overrides, threshold_options
 @click.option("--quantize", type=click.Choice([*MODES, "all"]), default=["none"], show_default=True, multiple=True,
               help="none (float32), float16, dynamic (int8 weights), int8 (calibrated; TFLite int8 I/O), "
                    "int16x8 (int16 activations), or all (repeat for several: --quantize none --quantize int8).")
-@click.option("--calibration-samples", type=int, default=200, show_default=True,
+@click.option("--calibration-samples", type=click.IntRange(1, 60000), default=200, show_default=True,
               help="Training images (stratified by digit, seeded) used to calibrate int8/int16x8.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration draw.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("exports"), show_default=True,
@@ -38,17 +38,11 @@ def export(source, fmt, quantize, calibration_samples, seed, out, force, data_di
     written. Each conversion runs in a child process, so a converter crash fails only that file.
     Exits 1 if any requested file could not be delivered.
     """
-    from mnistkit.export.modes import Format, Mode
-    from mnistkit.runtime.errors import UsageError
-    from mnistkit.tools.exporting import run_export
+    from mnistkit.export import export as run_export
 
-    if calibration_samples < 1:
-        raise UsageError(f"--calibration-samples must be at least 1, got {calibration_samples}")
-    formats = list(Format) if "all" in fmt else [f for f in Format if f.value in fmt]
-    modes = list(Mode) if "all" in quantize else [m for m in Mode if m.value in quantize]
     err = lambda s: click.echo(s, err=True)  # noqa: E731
     outcomes = run_export(
-        source, formats, modes, out, calibration_samples=calibration_samples, seed=seed, force=force,
+        source, fmt, quantize, out, calibration_samples=calibration_samples, seed=seed, force=force,
         data_dir=data_dir, parity_limit=parity_limit,
         overrides=overrides(min_agreement, max_delta_p, max_accuracy_delta),
         echo=err if as_json else click.echo, progress=err,

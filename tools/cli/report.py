@@ -24,7 +24,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with the four MNIST IDX files.")
 def report(pretrained, exports, bench_json, default_model, compat, photos, out, charts, data_dir):
     """Write REPORT.md: zoo accuracy, export-matrix parity, benchmark, goals, charts, compatibility."""
-    from mnistkit.tools.report import build_report
+    from mnistkit.tools.report.build import build_report
 
     path = build_report(pretrained=pretrained, exports=exports, bench=bench_json, out=out, charts=charts,
                         default_model=default_model, compat=compat, photos=photos, data_dir=data_dir)

@@ -53,7 +53,7 @@ def parity(source, artifacts, limit, mode, as_json, report, force, data_dir, min
     delta, top-1 agreement, max |delta p|, per-class recall deltas and the disagreeing test indices;
     exits 1 when any artifact misses its mode's thresholds.
     """
-    from mnistkit.tools.parity_run import run_parity
+    from mnistkit.export.parity import run_parity
 
     results = run_parity(
         source, list(artifacts), limit=limit, mode=mode, data_dir=data_dir, report=report, force=force,

@@ -17,7 +17,7 @@ def predict_test_set(path: Path, x: np.ndarray, backend: str | None = None) -> n
         from mnistkit.runtime import Classifier
 
         return Classifier.load(path, backend=backend).predict_proba(x)
-    from mnistkit.tools.runs import load_keras
+    from mnistkit.models.source import load_keras
 
     return load_keras(path).predict(x, batch_size=1000, verbose=0)
 
@@ -35,8 +35,8 @@ def evaluate(path, limit, data_dir, backend, as_json):
     confusion matrix.
     """
     from mnistkit.models.data import load_mnist, to_float
-    from mnistkit.tools.metrics import classification_metrics, classification_report
-    from mnistkit.tools.runs import resolve_model_path
+    from mnistkit.tools.report.metrics import classification_metrics, classification_report
+    from mnistkit.models.source import resolve_model_path
 
     model_path = resolve_model_path(path)
     if model_path.suffix not in EXPORTED_SUFFIXES + (".keras",):

@@ -1,4 +1,5 @@
-"""Export pipeline behind ``mnistkit export``: plan, convert in isolation, prove parity, publish.
+"""The export pipeline (``mnistkit.export.export`` and ``mnistkit export``): plan, convert in
+isolation, prove parity, publish.
 
 For one source model and a set of (format, mode) pairs: refuse existing outputs before any work,
 convert every pair in a child process (``mnistkit.export.worker``), run each staged file through
@@ -16,16 +17,19 @@ import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from mnistkit.export import manifest as manifest_mod
-from mnistkit.export.base import SourceModel, census_note, check_out_dir, resolve_source
-from mnistkit.export.modes import KNOWN_LIMITS, ExportConfig, Format, Mode, artifact_name, suggestion
+from mnistkit.export import parity as parity_mod
+from mnistkit.export.base import census_note, check_out_dir
+from mnistkit.export.mode_rules import KNOWN_LIMITS, suggestion
+from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name, parse_format, parse_mode
 from mnistkit.export.worker import SOURCE_PROBS, Job, run_isolated
+from mnistkit.models.source import SourceModel, resolve_source
 from mnistkit.runtime.errors import MnistkitError, OutputExistsError
-from mnistkit.tools import parity as parity_mod
+from mnistkit.runtime.manifest import manifest_path
 
 Echo = Callable[[str], None]
 
@@ -60,7 +64,7 @@ def plan(source: SourceModel, formats: list[Format], modes: list[Mode], out_dir:
     """
     pairs = [(Job(f, m), out_dir / artifact_name(source.name, f, m)) for f in formats for m in modes]
     if not force:
-        existing = [p for _, t in pairs for p in (t, manifest_mod.manifest_path(t)) if p.exists()]
+        existing = [p for _, t in pairs for p in (t, manifest_path(t)) if p.exists()]
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise OutputExistsError(f"{existing[0]} already exists{more}; pass --force to overwrite or choose another --out")
@@ -74,7 +78,7 @@ def _float_size(source: SourceModel, fmt: Format, out_dir: Path, sizes: dict[For
     try:
         import json
 
-        data = json.loads(manifest_mod.manifest_path(ref).read_text())
+        data = json.loads(manifest_path(ref).read_text())
         if data["source"]["sha256"] == source.sha256 and ref.is_file():
             from mnistkit.runtime import embedded
 
@@ -119,28 +123,49 @@ def _why_failed(source: SourceModel, job: Job, problem: str) -> str:
     return f"{why}; not written; {suggestion(source.name, job.format, job.mode)}"
 
 
-def run_export(
-    source_arg: str | os.PathLike, formats: list[Format], modes: list[Mode], out_dir: str | os.PathLike, *,
+def _silent(_: str) -> None:
+    pass
+
+
+def expand(values: Iterable[str | Format | Mode], kind: type[Format] | type[Mode]) -> list:
+    """Formats or modes as enum members in their canonical order; ``"all"`` means every member.
+
+    Raises:
+        UsageError: an unknown name.
+    """
+    values = [values] if isinstance(values, str) else list(values)
+    if "all" in values:
+        return list(kind)
+    parse = parse_format if kind is Format else parse_mode
+    wanted = {parse(v) for v in values}
+    return [member for member in kind if member in wanted]
+
+
+def export(
+    source_arg: str | os.PathLike, formats: Iterable[str | Format], modes: Iterable[str | Mode],
+    out_dir: str | os.PathLike, *,
     calibration_samples: int = 200, seed: int = 0, force: bool = False, data_dir: str | None = None,
     parity_limit: int | None = None, overrides: dict[str, float | None] | None = None,
-    echo: Echo = print, progress: Echo = print,
+    echo: Echo = _silent, progress: Echo = _silent,
 ) -> list[Outcome]:
     """Export ``source_arg`` to every (format, mode) pair, proving parity for each.
 
     Args:
-        source_arg: a ``.keras`` file or a training run directory.
-        formats, modes: the pairs to export (their product).
+        source_arg: a ``.keras`` file or a training run folder holding ``model.keras``.
+        formats: "tflite", "onnx" or "all" (names or ``Format`` members, one or several).
+        modes: "none", "float16", "dynamic", "int8", "int16x8" or "all" (names or ``Mode`` members).
         out_dir: output folder (created if needed).
         calibration_samples, seed: calibration of int8/int16x8 (stratified draw from the train split).
-        force: overwrite existing outputs.
-        data_dir: MNIST folder.
+        force: overwrite existing outputs (otherwise OutputExistsError before any work).
+        data_dir: MNIST folder (None: MNISTKIT_DATA or the Keras cache).
         parity_limit: number of test images for parity (None: all 10,000).
-        overrides: threshold overrides (see tools.parity.thresholds_for).
-        echo: receives one check or failure line per pair.
-        progress: receives progress lines.
+        overrides: threshold overrides, field name -> value (see ``mode_rules.thresholds_for``).
+        echo: receives one check or failure line per pair (default: silent).
+        progress: receives progress lines (default: silent).
 
     Returns:
-        One Outcome per pair, in order.
+        One Outcome per pair, in order; ``ok`` is False for a pair that could not be delivered
+        (``message`` says why and what to use instead), and nothing is written for it.
 
     Raises:
         MnistkitError: bad source, bad settings, unwritable or occupied output (before any work).
@@ -149,6 +174,7 @@ def run_export(
     from mnistkit.models.data import to_float
 
     source = resolve_source(source_arg)
+    formats, modes = expand(formats, Format), expand(modes, Mode)
     for f in formats:
         for m in modes:
             ExportConfig(f, m, calibration_samples, seed, data_dir)  # validates settings

@@ -1,0 +1,7 @@
+"""Benchmarks that print figures (never timed tests).
+
+``measure``: size, load time, latency, throughput, accuracy and peak memory of exported models and
+their Keras sources, behind ``mnistkit bench``. ``runtime_overhead``: the device runtime's cold
+start and per-call overhead over a bare interpreter (``python -m mnistkit.tools.bench.runtime_overhead``).
+``soak``: RSS over a million calls and threads against a sequential run (``make soak``).
+"""

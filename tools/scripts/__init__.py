@@ -1,0 +1,5 @@
+"""Developer scripts (argparse, ``python -m mnistkit.tools.scripts.<name>``), not part of the CLI.
+
+``make_samples``: a labelled photo-like digit set (and the bundled samples). ``measure_photos``: a
+model's accuracy on such a set. ``bundle_default``: copy an export into the runtime's default model.
+"""
