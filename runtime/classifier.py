@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistkit.runtime import backends, embedded, limits, manifest, pixels
+from mnistkit.runtime import probe as probe_mod
 from mnistkit.runtime.engine import Engine
 from mnistkit.runtime.errors import BackendUnavailableError, IntegrityError, ModelError, UsageError
 from mnistkit.runtime.prediction import Prediction, predictions
@@ -50,7 +51,8 @@ class Classifier:
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None,
              threads: int | None = None, *, concurrency: str = "per-thread",
-             max_memory_mb: float | None = None, require_manifest: bool = False) -> "Classifier":
+             max_memory_mb: float | None = None, require_manifest: bool = False,
+             probe: bool | None = None) -> "Classifier":
         """Load a .tflite or .onnx model.
 
         Args:
@@ -67,6 +69,9 @@ class Classifier:
                 default 512); checked before the interpreter allocates anything.
             require_manifest: refuse a file that can be verified neither by a manifest beside it
                 nor by metadata embedded in it.
+            probe: load and run such an unverifiable file once in a child process first, so a
+                damaged file that crashes the native interpreter raises ModelError instead of
+                killing this process (None: ``MNISTKIT_PROBE``, default on; see runtime/probe.py).
 
         Returns:
             A ready Classifier.
@@ -113,6 +118,8 @@ class Classifier:
             except BackendUnavailableError as exc:  # installed but broken: try the next one
                 failure = failure or exc
                 continue
+            if data is None and meta is None and probe_mod.enabled(probe):
+                probe_mod.probe(content, name, str(path))
             engine = mod.load(content, name=str(path), threads=threads)
             return cls(engine, path=path, fmt=fmt, manifest_data=data, concurrency=concurrency,
                        metadata=meta)

@@ -86,7 +86,10 @@ class TFLiteEngine(Engine):
         try:
             inp, out = self._interp.get_input_details(), self._interp.get_output_details()
             for d in (*inp, *out):  # touch what is used later: every field must decode
-                list(d["shape"]), list(d.get("shape_signature", d["shape"])), np.dtype(d["dtype"])
+                shape, sig = list(d["shape"]), list(d.get("shape_signature", d["shape"]))
+                np.dtype(d["dtype"])
+                if len(shape) != len(sig):  # (fuzzer find: an empty shape with a full signature)
+                    raise ValueError(f"tensor shape {shape} disagrees with its signature {sig}")
         except (UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
             what = "a tensor name that is not UTF-8" if isinstance(exc, UnicodeDecodeError) \
                 else f"unreadable tensor details ({_first_line(exc)})"

@@ -325,3 +325,45 @@ def _check_permissions(base: Path) -> None:
     assert proc.returncode == 0 and len(lines) == 2, (proc.stdout, proc.stderr[-2000:])
     assert lines[0].startswith("ModelError") and "permission denied" in lines[0]
     assert lines[1].startswith("ImageError") and "permission denied" in lines[1]
+
+
+# --- damaged files that crash the native interpreter (fuzzer finds) ------------------------------
+
+_PROBE = textwrap.dedent("""
+    import sys
+    from mnistkit.runtime import Classifier
+    from mnistkit.runtime.errors import ModelError
+    for name in sys.argv[1:]:
+        try:
+            Classifier.load(name, probe=True)
+            print("loaded?!", name)
+        except ModelError as exc:
+            print("ModelError", exc)
+""")
+
+
+def test_files_that_crash_the_interpreter_are_refused_not_fatal():
+    """tflite mutants (fused_lstm16 seed 4946: an op input index set to -1, SIGSEGV in
+    allocate_tensors; tiny_ok seed 5969: an op input pointing at another tensor, SIGSEGV at invoke)
+    are tried in a child process first: a ModelError here, and this process lives."""
+    names = [str(DAMAGED / n) for n in ("crash_alloc_fused_lstm.tflite", "crash_invoke_tiny.tflite")]
+    env = {**os.environ, "MNISTKIT_PROBE": "1"}
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *names], capture_output=True, text=True,
+                          timeout=300, env=env)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and len(lines) == 2, (proc.returncode, proc.stdout, proc.stderr[-1500:])
+    assert all(ln.startswith("ModelError") and "crashed the litert interpreter (SIGSEGV)" in ln for ln in lines), lines
+    # without the probe the same file kills the process: the guard is what stands in between
+    unguarded = ("import sys, numpy as np\nfrom mnistkit.runtime import Classifier\n"
+                 "x = np.zeros((3, 28, 28), np.uint8); x[:, 5:23, 12:16] = 255\n"
+                 "Classifier.load(sys.argv[1], probe=False).predict_proba(x)\nprint('survived')")
+    crash = subprocess.run([sys.executable, "-c", unguarded, names[1]], capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert crash.returncode < 0, crash.stdout
+
+
+def test_shape_disagreeing_with_signature_is_a_model_error():
+    """tiny_ok seed 11445: an empty input shape with a full signature (was an IndexError)."""
+    with pytest.raises(ModelError, match="disagrees with its signature") as info:
+        Classifier.load(DAMAGED / "shape_vs_signature.tflite")
+    _one_line(info)

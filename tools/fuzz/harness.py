@@ -43,12 +43,15 @@ class Result:
 
     counts: dict[str, Counter] = field(default_factory=dict)
     error_types: dict[str, Counter] = field(default_factory=dict)
+    crashed: list[dict] = field(default_factory=list)
     examples: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     children: int = 0
 
     def add(self, case: dict, outcome: str, detail: str) -> None:
         self.counts.setdefault(case["kind"], Counter())[outcome] += 1
+        if outcome == "signal":
+            self.crashed.append(case)
         if outcome == "error":  # which typed error: "ModelError: ..." -> ModelError
             self.error_types.setdefault(case["kind"], Counter())[detail.split(":", 1)[0]] += 1
         if outcome in FAILURES and sum(e["outcome"] == outcome for e in self.examples) < 5:
