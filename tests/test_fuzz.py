@@ -21,9 +21,9 @@ def test_bounded_fuzzing_finds_no_failure():
     bases = harness.default_bases()
     cases = (harness.make_cases("model", bases["tflite"] + bases["onnx"], MODELS, 0)
              + harness.make_cases("image", bases["image"], IMAGES, 0))
-    result = harness.run(cases, timeout_s=60, rss_cap_mb=1024)
+    result = harness.run(cases, timeout_s=60, rss_cap_mb=512)
     data = result.to_dict()
-    print(data["counts"], f"{data['seconds']} s")
+    print(data["counts"], f"{data['seconds']} s, peak RSS {data['peak_rss_mb']} MB")
     assert data["cases"] == MODELS + IMAGES
     assert data["failures"] == 0, data["examples"]
     for kind in ("tflite", "onnx", "image"):  # the mutants reach both outcomes, not only errors

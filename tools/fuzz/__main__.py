@@ -30,7 +30,7 @@ from mnistkit.tools.fuzz import harness
 @click.option("--images", default=2000, show_default=True, help="Mutated image files.")
 @click.option("--seed", default=0, show_default=True, help="First seed (case i uses seed + i).")
 @click.option("--timeout", "timeout_s", default=30.0, show_default=True, help="Seconds per case before it is a hang.")
-@click.option("--rss-cap", default=1024.0, show_default=True, help="Peak resident MB per child above which a case fails.")
+@click.option("--rss-cap", default=512.0, show_default=True, help="Peak resident MB per child above which a case fails.")
 @click.option("--pi", is_flag=True, help="Run the cases on the emulated Raspberry Pi (make pi-setup first).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here (atomically), e.g. reports/fuzz.json for the report.")
@@ -84,7 +84,7 @@ def main(models: int, images: int, seed: int, timeout_s: float, rss_cap: float, 
     for kind, counts in data["counts"].items():
         click.echo(f"{kind:<7} " + "  ".join(f"{k} {v}" for k, v in counts.items()))
     click.echo(f"{data['cases']} cases in {data['seconds']:.0f} s, {data['child_processes']} child process(es), "
-               f"{data['failures']} failure(s)")
+               f"peak RSS of a child {data['peak_rss_mb']:.0f} MB, {data['failures']} failure(s)")
     for ex in data["examples"]:
         click.echo(f"  {ex['outcome']}: {ex['kind']} {ex['base']} seed {ex['seed']}: {ex['detail']}")
     if recheck:

@@ -44,6 +44,7 @@ class Result:
     counts: dict[str, Counter] = field(default_factory=dict)
     error_types: dict[str, Counter] = field(default_factory=dict)
     crashed: list[dict] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
     examples: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     children: int = 0
@@ -66,7 +67,8 @@ class Result:
                 "error_types": {k: dict(v.most_common()) for k, v in self.error_types.items()},
                 "cases": sum(sum(v.values()) for v in self.counts.values()),
                 "failures": self.failures, "examples": self.examples,
-                "seconds": round(self.seconds, 1), "child_processes": self.children}
+                "seconds": round(self.seconds, 1), "child_processes": self.children,
+                "peak_rss_mb": round(self.peak_rss_mb, 1)}
 
 
 def make_cases(kind: str, bases: list[Path], count: int, seed0: int) -> list[dict]:
@@ -139,6 +141,7 @@ def run(cases: list[dict], *, timeout_s: float = 30.0, rss_cap_mb: float = 1024,
                 in_flight = rec["start"]
                 continue
             case = by_id[rec["id"]]
+            result.peak_rss_mb = max(result.peak_rss_mb, float(rec.get("rss_mb", 0.0)))
             result.add(case, rec["outcome"], rec["detail"])
             finished.add(rec["id"])
             in_flight = None

@@ -73,7 +73,8 @@ def hardening_section(fuzz_path: Path, soak_path: Path, rel=lambda p: p) -> str:
         parts += [
             "Seeded structural mutants (`python -m mnistkit.tools.fuzz`, `make fuzz`) of the bundled and test "
             ".tflite/.onnx files and of the sample photos, each run in a child process with a per-case timeout "
-            f"({host.get('timeout_s', '?')} s) and a {host.get('rss_cap_mb', '?')} MB RSS cap. 'error' is a typed "
+            f"({host.get('timeout_s', 0):.0f} s) and a {host.get('rss_cap_mb', 0):.0f} MB RSS cap (highest RSS of a child: "
+            f"{host.get('peak_rss_mb', '?')} MB). 'error' is a typed "
             "one-line mnistkit error (the intended way to fail); every column right of it is a failure. CI runs "
             "2,000 model and 2,000 image mutants (tests/test_fuzz.py) and fails on any failure.",
             fuzz_table(fuzz)]
@@ -84,9 +85,17 @@ def hardening_section(fuzz_path: Path, soak_path: Path, rel=lambda p: p) -> str:
                 for kind, counts in types.items()) + ".")
         examples = [e for run in fuzz.values() if isinstance(run, dict) for e in run.get("examples", [])]
         if examples:
-            parts.append("Failing cases (kind, base, seed; `--repro` rebuilds one):\n" + "\n".join(
-                f"- {e['outcome']}: {e['kind']} `{Path(e['base']).name}` seed {e['seed']}: {e['detail']}"
-                for e in examples[:10]))
+            parts.append("Failing cases of the in-process loader (kind, base, seed; `--repro` rebuilds one):\n"
+                         + "\n".join(f"- {e['outcome']}: {e['kind']} `{Path(e['base']).name}` seed {e['seed']}: "
+                                      f"{e['detail']}" for e in examples[:10]))
+        for platform, run in fuzz.items():
+            recheck = run.get("signal_recheck_with_probe") if isinstance(run, dict) else None
+            if recheck:
+                errors = sum(c.get("error", 0) for c in recheck["counts"].values())
+                parts.append(
+                    f"{platform}: the {recheck['cases']} case(s) that crashed the interpreter in-process were rerun "
+                    f"with `Classifier.load`'s default child-process probe for unverifiable files: {errors} ended as "
+                    f"a one-line ModelError; unresolved failures: {run.get('unresolved_failures')}.")
     if soak:
         lines = []
         for key, what in (("single_image", "single-image `predict_proba` calls"),
