@@ -53,6 +53,7 @@ def main(models: int, images: int, seed: int, timeout_s: float, rss_cap: float, 
     if pi:
         python, env, tmp = _pi_python()
         timeout_s = max(timeout_s, 300.0)
+        rss_cap = max(rss_cap, 1024.0)  # the emulator's RSS (qemu + its translation cache) counts too
 
     def progress(done: int, total: int) -> None:
         if done % 250 == 0 or done == total:
@@ -62,7 +63,8 @@ def main(models: int, images: int, seed: int, timeout_s: float, rss_cap: float, 
                + (" on the emulated Pi" if pi else ""), err=True)
     try:
         result = harness.run(cases, timeout_s=timeout_s, rss_cap_mb=rss_cap, python=python, env=env,
-                             progress=progress, as_cap_mb=8192 if pi else 4096)
+                             progress=progress, as_cap_mb=8192 if pi else 4096,
+                             per_child=100 if pi else None)
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -72,7 +74,8 @@ def main(models: int, images: int, seed: int, timeout_s: float, rss_cap: float, 
         click.echo(f"rechecking {len(crashed)} crashed case(s) with the load probe on", err=True)
         probe_env = {**(env or os.environ), "MNISTKIT_PROBE": "1"}
         again = harness.run(crashed, timeout_s=timeout_s * 4, rss_cap_mb=rss_cap, python=python,
-                            env=probe_env, as_cap_mb=8192 if pi else 4096).to_dict()
+                            env=probe_env, as_cap_mb=8192 if pi else 4096,
+                            per_child=100 if pi else None).to_dict()
         recheck = {"cases": len(crashed), "counts": again["counts"], "failures": again["failures"]}
     data = result.to_dict() | {"platform": "emulated Pi (aarch64, qemu)" if pi else "host",
                                "models": models, "images": images, "seed": seed,
