@@ -67,7 +67,7 @@ compat-matrix: setup  ## every artifact of COMPAT_EXPORTS on every runtime -> CO
 # ---- Hardening: fuzzing and soak (tools/fuzz, tools/bench/soak.py; figures feed REPORT.md) ----
 FUZZ_MODELS ?= 20000
 FUZZ_IMAGES ?= 20000
-FUZZ_PI_MODELS ?= 500
+FUZZ_PI_MODELS ?= 2000
 .PHONY: fuzz fuzz-pi soak
 
 fuzz: setup  ## longer fuzzing run (~10-20 min): model and image mutants on the host, then the model loader on the emulated Pi -> reports/fuzz.json
