@@ -62,6 +62,12 @@ def probe(content: bytes, backend: str, name: str, timeout_s: float = 120.0) -> 
     except subprocess.TimeoutExpired:
         raise ModelError(f"{name} did not finish a test run on {backend} within {timeout_s:.0f} s; "
                          "the file is damaged: re-export it") from None
+    except OSError as exc:  # no child process possible (e.g. an emulated interpreter that cannot
+        # exec itself): loading goes ahead in-process, as it would with the probe off
+        import logging
+
+        logging.getLogger("mnistkit.runtime").debug("load probe skipped for %s: %s", name, exc)
+        return
     if proc.returncode < 0:
         try:
             sig = signal.Signals(-proc.returncode).name
