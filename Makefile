@@ -8,9 +8,10 @@ export MNISTKIT_DATA ?= $(if $(wildcard $(SHARED_MNIST)/README.md),$(SHARED_MNIS
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 MK := $(VENV)/bin/mnistkit
+ROBUSTNESS_EXTRA ?= # more LABEL=PATH models for `make robustness`, e.g. "cnn before=old/cnn.keras"
 ZOO := linear mlp rnn lstm bilstm cnn
 
-.PHONY: setup test test-fast demo pretrained exports bench report clean
+.PHONY: setup test test-fast demo pretrained exports bench report robustness clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +31,7 @@ demo: setup  ## train a small model and evaluate it
 	$(MK) train mlp --epochs 3 --out runs/demo-mlp --force
 	$(MK) evaluate runs/demo-mlp
 
-pretrained: setup  ## train the six zoo models on all 60,000 images into models/pretrained (~40 min on 2 cores)
+pretrained: setup  ## train the six zoo models on all 60,000 images into models/pretrained (~1 h on 2 cores with the augmentation)
 	$(MK) train-all --out runs/pretrained --force --publish models/pretrained
 
 exports: setup  ## the full export matrix of the pretrained zoo into exports/pretrained (refused combinations say why)
@@ -39,6 +40,9 @@ exports: setup  ## the full export matrix of the pretrained zoo into exports/pre
 bench: setup  ## benchmark the export matrix and the Keras sources into reports/bench.json
 	@mkdir -p reports
 	$(MK) bench exports/pretrained --json > reports/bench.json.tmp && mv reports/bench.json.tmp reports/bench.json
+
+robustness: setup  ## accuracy of the committed zoo and the default model under shifts into reports/robustness.json (~10 min)
+	$(PY) -m mnistkit.tools.robustness.matrix --out reports/robustness.json $(foreach m,$(ZOO),$(m)=models/pretrained/$(m).keras) default.tflite=runtime/assets/default.tflite $(ROBUSTNESS_EXTRA)
 
 report: exports bench  ## regenerate REPORT.md and its charts from the committed models
 	$(MK) report

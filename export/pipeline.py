@@ -123,6 +123,21 @@ def _why_failed(source: SourceModel, job: Job, problem: str) -> str:
     return f"{why}; not written; {suggestion(source.name, job.format, job.mode)}"
 
 
+def _where_precision_went(source: SourceModel, job: Job, calibration_samples: int, seed: int,
+                          data_dir: str | None) -> str:
+    """'; worst tensors: ...' for a quantized TFLite file that missed parity ('' when not applicable)."""
+    if job.format is not Format.TFLITE or job.mode in (Mode.NONE, Mode.FLOAT16):
+        return ""
+    from mnistkit.export import diagnose
+
+    try:  # the diagnosis rebuilds the graph (TensorFlow); it must never hide the parity verdict
+        rows = diagnose.layer_errors(str(source.path), job.format.value, job.mode.value, count=64,
+                                     calibration_samples=calibration_samples, seed=seed, data_dir=data_dir)
+    except Exception:  # noqa: BLE001
+        return ""
+    return f"; {diagnose.worst_summary(rows)}; `mnistkit parity --layers` prints the table" if rows else ""
+
+
 def _silent(_: str) -> None:
     pass
 
@@ -249,7 +264,8 @@ def _check_and_publish(source, job, res, target, src_probs, x, labels, out, size
     for note in notes:
         echo(f"  note: {note}")
     if not result.passed:
-        msg = _why_failed(source, job, "parity failed (" + "; ".join(result.failures) + ")")
+        where = _where_precision_went(source, job, calibration_samples, seed, data_dir)
+        msg = _why_failed(source, job, "parity failed (" + "; ".join(result.failures) + ")" + where)
         echo(f"{target.name}: FAIL {msg}")
         return Outcome(job, target, False, msg, res.seconds, result, ratio)
     config = ExportConfig(job.format, job.mode, calibration_samples, seed, data_dir)
