@@ -84,3 +84,19 @@ serve-load: setup  ## 16 clients x 2,000 photo requests on 127.0.0.1 -> reports/
 serve-screenshot: setup  ## the browser test (Debian chromium); its page screenshot -> reports/serve_page.png
 	MNISTKIT_TEST_ARTIFACTS=runs/test-artifacts $(PY) -m pytest -q tests/test_serve_browser.py
 	cp runs/test-artifacts/serve_page.png reports/serve_page.png
+
+# ---- Hardening: fuzzing and soak (tools/fuzz, tools/bench/soak.py; figures feed REPORT.md) ----
+FUZZ_MODELS ?= 20000
+FUZZ_IMAGES ?= 20000
+FUZZ_PI_MODELS ?= 2000
+.PHONY: fuzz fuzz-pi soak
+
+fuzz: setup  ## longer fuzzing run (~10-20 min): model and image mutants on the host, then the model loader on the emulated Pi -> reports/fuzz.json
+	$(PY) -m mnistkit.tools.fuzz --models $(FUZZ_MODELS) --images $(FUZZ_IMAGES) --json reports/fuzz.json
+	$(MAKE) fuzz-pi
+
+fuzz-pi: pi-setup  ## the model loader's fuzzing share on the emulated Raspberry Pi -> reports/fuzz.json ("pi")
+	$(PY) -m mnistkit.tools.fuzz --pi --models $(FUZZ_PI_MODELS) --images 0 --json reports/fuzz.json
+
+soak: setup  ## 1,000,000 single-image + 200,000 photo calls with RSS sampled, 8 threads vs sequential -> reports/soak.json
+	$(PY) -m mnistkit.tools.bench.soak $(SOAK_ARGS) --json reports/soak.json

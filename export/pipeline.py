@@ -81,7 +81,9 @@ def _float_size(source: SourceModel, fmt: Format, out_dir: Path, sizes: dict[For
 
         data = json.loads(manifest_path(ref).read_text())
         if data["source"]["sha256"] == source.sha256 and ref.is_file():
-            return ref.stat().st_size
+            from mnistkit.runtime import embedded
+
+            return ref.stat().st_size - embedded.block_size(ref.read_bytes())
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
@@ -107,6 +109,22 @@ def _publish(staged: Path, target: Path, manifest: dict, companions: dict[str, b
     finally:
         if blocked:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _embed_metadata(path: Path, source: SourceModel, job: Job, info: dict, result) -> None:
+    """Rewrite the staged file with the manifest essentials and its content digest inside."""
+    import datetime as _dt
+
+    from mnistkit.export import embed
+    from mnistkit.models.artifacts import write_bytes_atomic
+
+    fields = embed.essentials({
+        "model": source.name, "format": job.format.value, "mode": job.mode.value,
+        "input": info["input"], "source": {"sha256": source.sha256}, "parity": result.to_dict(),
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    mode = path.stat().st_mode & 0o777
+    write_bytes_atomic(path, embed.embed(path.read_bytes(), job.format.ext, fields))  # tflm files are .tflite
+    os.chmod(path, mode)  # the atomic writer's temp file is 0600
 
 
 def _why_failed(source: SourceModel, job: Job, problem: str) -> str:
@@ -253,11 +271,16 @@ def _check_and_publish(source, job, res, target, src_probs, x, labels, out, size
         return Outcome(job, target, False, msg, res.seconds)
     result = parity_mod.compare(src_probs, art_probs, labels, artifact=target.name, mode=mode,
                                 thresholds=parity_mod.thresholds_for(mode, overrides))
-    result.size_bytes = res.file.stat().st_size
+    content_size = res.file.stat().st_size  # the model itself, before its ~0.5 KB metadata block
     if job.mode is Mode.NONE:
-        sizes[job.format] = result.size_bytes
+        sizes[job.format] = content_size
     ref = _float_size(source, job.format, out, sizes)
-    ratio = round(result.size_bytes / ref, 3) if ref else None
+    ratio = round(content_size / ref, 3) if ref else None
+    if result.passed:  # the file carries who it is and a digest of itself (no computation changes)
+        _embed_metadata(res.file, source, job, res.info, result)
+    result.size_bytes = res.file.stat().st_size
+    if "tflm" in res.info:  # the array a board flashes is the published file, metadata included
+        res.info["tflm"]["flash_bytes"] = result.size_bytes
     echo(parity_mod.check_line(result, ratio) + _tflm_figures(res.info))
     notes = [n for n in [census_note(job.format, mode, res.info["ops"])] if n]
     if ratio and ratio > 1.0 and job.mode is not Mode.NONE:

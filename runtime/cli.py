@@ -101,10 +101,13 @@ def _fmt_line(record: dict) -> str:
               help="Ray actors, one model each (--engine ray). Default: one per CPU of the cluster.")
 @click.option("--cpus-per-actor", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
               help="CPUs reserved by each Ray actor; below 1 leaves room for Ray's read tasks on small machines.")
+@click.option("--strict", is_flag=True,
+              help="Refuse a model that can be verified neither by its .json manifest nor by the "
+                   "metadata `mnistkit export` embeds in it.")
 def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: int, backend: str | None,
              threads: int | None, as_json: bool, recursive: bool, output: Path | None, jsonl: bool,
              resume: bool, jobs: int, executor: str, batch_size: int, engine: str, address: str | None,
-             num_actors: int | None, cpus_per_actor: float) -> None:
+             num_actors: int | None, cpus_per_actor: float, strict: bool) -> None:
     """Classify digit images (files, folders, globs) with an exported model.
 
     Small jobs print a line per image. Big jobs stream: --output writes a JSON Lines or CSV record
@@ -137,7 +140,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         from mnistkit.runtime.cli_ray import run_ray
 
         refused = [flag for flag, used in (("--resume", resume), ("--jobs", jobs != 1), ("--backend", backend),
-                                           ("--threads", threads)) if used]
+                                           ("--threads", threads), ("--strict", strict)) if used]
         if refused:
             raise click.UsageError(f"{', '.join(refused)} cannot be used with --engine ray "
                                    "(Ray reads folders recursively; size the job with --num-actors and --cpus-per-actor)")
@@ -161,7 +164,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         except MnistkitError as exc:
             raise click.UsageError(str(exc)) from None
     try:
-        clf, load_ms = click_guarded(_load, model, backend, threads)
+        clf, load_ms = click_guarded(_load, model, backend, threads, strict)
         job = BulkJob(clf, top_k=top_k, jobs=jobs, executor=executor, batch_size=batch_size)
     except BaseException:
         if writer is not None:
@@ -245,7 +248,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         click.get_current_context().exit(EXIT_FAILURE)
 
 
-def _load(model: Path | None, backend: str | None, threads: int | None):
+def _load(model: Path | None, backend: str | None, threads: int | None, strict: bool = False):
     """Load and warm up the classifier (the first invoke starts delegates, which print); return
     it and the load time in ms."""
     from mnistkit.runtime.classifier import Classifier
@@ -254,7 +257,8 @@ def _load(model: Path | None, backend: str | None, threads: int | None):
     if model is None and not DEFAULT_MODEL.exists():
         raise ModelError(f"the bundled default model is missing ({DEFAULT_MODEL}); reinstall mnistkit or pass --model")
     with quiet_native_stderr():
-        clf = Classifier.load(resolve_model(model), backend=backend, threads=threads)
+        clf = Classifier.load(resolve_model(model), backend=backend, threads=threads,
+                              require_manifest=strict)
         clf.warm_up()
     return clf, (time.perf_counter() - start) * 1e3
 
@@ -277,7 +281,7 @@ class _JsonDoc:
 
     def write(self, records: list[dict]) -> None:
         for r in records:
-            self.stream.write(("\n    " if self.first else ",\n    ") + json.dumps(r))
+            self.stream.write(("\n    " if self.first else ",\n    ") + json.dumps(r, allow_nan=False))
             self.first = False
         self.stream.flush()
 

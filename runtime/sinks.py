@@ -69,7 +69,7 @@ class RecordWriter:
             w.writerows(to_csv_row(r) for r in records)
             text = buf.getvalue()
         else:
-            text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+            text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
         self.stream.write(text)
         self.stream.flush()
         self.written += len(records)

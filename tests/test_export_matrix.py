@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from mnistkit.models.artifacts import sha256_file
+from mnistkit.runtime import embedded
 from mnistkit.models.zoo import MODEL_NAMES, RECURRENT
 from mnistkit.export import parity
 from mnistkit.export.mode_rules import DEFAULT_THRESHOLDS
@@ -171,6 +172,10 @@ def test_full_matrix(name, sources, exported):
             assert mp["max_delta_p"] <= th.max_delta_p
         if th.max_accuracy_delta_pp is not None:
             assert abs(mp["accuracy_delta_pp"]) <= th.max_accuracy_delta_pp + 1e-9
+        meta = embedded.verify(target.read_bytes(), target)  # the file carries its essentials too
+        assert meta is not None and (meta["model"], meta["format"], meta["mode"]) == key, meta
+        assert meta["source_sha256"] == manifest["source"]["sha256"]
+        assert meta["parity"]["agreement"] == mp["agreement"] and meta["input"]["shape"] == manifest["input"]["shape"]
         ops = manifest["ops"]
         if o["mode"] == "none":
             assert ops["quantized_share"] == 0.0

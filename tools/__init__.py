@@ -4,6 +4,6 @@
 figures), ``report`` (REPORT.md, charts, metrics), ``training`` (training run folders), ``robustness`` (accuracy
 under controlled shifts), ``scripts``
 (argparse developer scripts), ``pi`` (the emulated Raspberry Pi check and runtime compatibility
-matrix). The export pipeline and parity live in ``mnistkit.export``, the device runtime in
+matrix), ``fuzz`` (seeded mutants of model files and images run in child processes; ``make fuzz``). The export pipeline and parity live in ``mnistkit.export``, the device runtime in
 ``mnistkit.runtime``.
 """

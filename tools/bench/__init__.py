@@ -5,4 +5,5 @@ their Keras sources, behind ``mnistkit bench``. ``runtime_overhead``: the device
 start and per-call overhead over a bare interpreter (``python -m mnistkit.tools.bench.runtime_overhead``).
 ``bulk``: throughput and memory of ``mnistkit classify`` on a large folder, --jobs and --engine ray
 (``python -m mnistkit.tools.bench.bulk``).
+``soak``: RSS over a million calls and threads against a sequential run (``make soak``).
 """
