@@ -19,6 +19,11 @@ product is an int16 x int8 (per-channel) FULLY_CONNECTED with int16 output.
   (scale 1/128: |h| < 1);
 - the Dense head FULLY_CONNECTED int8 -> SOFTMAX int8 (scale 1/256, zero point -128).
 
+For TFLite Micro (``micro=True``, batch 1) the same scheme is written with ops TFLM's kernels accept:
+its BATCH_MATMUL wants an int8 output and its GATHER has no int16, so each int8 x int8 product is an
+exact QUANTIZE of the int8 operand to int16 then an int16 x int8 FULLY_CONNECTED (int64 bias, int16
+output), and a step's projection row is a SLICE.
+
 Every int16 scale is symmetric (zero point 0) and set from the float activations of the calibration
 images with a margin; int16 leaves ample resolution for the margin. The int8 input and output keep
 the project's contract (input scale 1/255, zero point -128).
@@ -248,11 +253,17 @@ def _step(g: Subgraph, rm: RecurrentModel, d: Direction, n: _Names, w: dict[str,
     """Append one time step (steps 1..27): z = proj[step] + h @ U in int16, then the cell."""
     G = d.recurrent.shape[1]
     pt = _i16(g, n("proj_t"), [B, G], w["p_scale"])
-    g.op("GATHER", [proj, step], [pt], options("Gather", axis=0))
+    _take(g, n, proj, step, pt, w["micro"])
     # int32 accumulators, then int16: an int8 FULLY_CONNECTED output here (XNNPACK-able, 1.5x
     # faster) cost the briefly trained LSTM 0.5 pp of agreement (99.29%, measured).
     rec = _i16(g, n("rec"), [B, G], _s16(d.ranges["rec"]))
-    if rm.lstm:
+    if rm.lstm and w["micro"]:  # TFLM's BATCH_MATMUL wants an int8 output: h exactly in int16, then 16x8
+        if id(g) not in w:
+            w[id(g)] = g.const(f"d{n.k}/recurrent_kernel", np.ascontiguousarray(w["uq"].T), w["us"], 0)
+        h16 = _i16(g, n("h_wide"), [B, rm.units], H_SCALE / 256)
+        g.op("QUANTIZE", [h], [h16])
+        g.op("FULLY_CONNECTED", [h16, w[id(g)], -1], [rec], options("FullyConnected"))
+    elif rm.lstm:
         rec_acc = g.tensor(n("rec_acc"), [B, G], np.int32, H_SCALE * w["us"], 0)
         if id(g) not in w:  # one constant per subgraph, however many steps it holds
             w[id(g)] = g.const(f"d{n.k}/recurrent_kernel", w["uq"], w["us"], 0)
@@ -268,7 +279,7 @@ def _step(g: Subgraph, rm: RecurrentModel, d: Direction, n: _Names, w: dict[str,
     g.op("ADD", [pt, rec], [z], options("Add", potScaleInt16=False))
     return _cell(g, rm, d, n, z, z_scale, c, B)
 
-def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> bytes:
+def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False, micro: bool = False) -> bytes:
     """Write the int8 TFLite flatbuffer of a calibrated model (see the module docstring).
 
     Args:
@@ -276,6 +287,9 @@ def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> 
         batch: a static batch size (e.g. 1 for microcontrollers); None keeps it free.
         probe: write the 27 loop steps inline instead of a WHILE (same ops and scales), with tensor
             names ``d{k}/{role}@{t}``, so an interpreter can read every step's intermediates.
+        micro: the TFLite Micro variant. TFLM's BATCH_MATMUL refuses an int32 output, so each int8 x
+            int8 product becomes an exact QUANTIZE of its int8 operand to int16 and an int16 x int8
+            FULLY_CONNECTED with int16 output (same weights, hidden state and int16 scales).
 
     Returns:
         The .tflite bytes.
@@ -283,6 +297,8 @@ def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> 
     if not all(d.ranges for d in rm.directions):
         raise ExportError("calibrate the recurrent model before building its int8 graph")
     B = -1 if batch is None else int(batch)
+    if micro and B != 1:
+        raise ExportError("the TFLite Micro recurrent graph is batch 1 only")
     u, G = rm.units, rm.directions[0].recurrent.shape[1]
     per_dir = 3 if rm.lstm else 2  # loop variables per direction: proj, h (, c)
     b = GraphBuilder("mnistkit int8 recurrent: int8 weights/hidden, int32 accumulators, int16 gates and cell")
@@ -294,8 +310,11 @@ def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> 
     # The same bytes labelled with zero point 0: BATCH_MATMUL's int32 output ignores its input's zero
     # point in LiteRT 2.x but subtracts it in tflite-runtime 2.14 (measured); with 0 both compute the
     # raw product, and the zero point's share is folded into the constant added after it.
-    rows = main.tensor("rows", [STEPS * B if B > 0 else -1, 28], np.int8, INPUT_SCALE, 0)
+    rows = main.tensor("rows", [STEPS * B if B > 0 else -1, 28], np.int8, INPUT_SCALE, INPUT_ZERO if micro else 0)
     main.op("RESHAPE", [tm, main.const("rows_shape", np.array([-1, 28], np.int32))], [rows])
+    if micro:  # exact: (q + 128) * 128 <= 32640
+        rows16 = _i16(main, "rows_wide", [STEPS * B if B > 0 else -1, 28], INPUT_SCALE / 128)
+        main.op("QUANTIZE", [rows], [rows16])
 
     weights: list[dict[str, Any]] = []
     init: list[int] = []
@@ -303,24 +322,31 @@ def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> 
         n = _Names(k)
         wq, ws = _q8(d.kernel)
         uq, us = _q8(d.recurrent)
-        acc_scale = INPUT_SCALE * ws
-        # x_real = (q + 128) / 255: the zero point's share and the bias, exactly in the accumulator
-        offset = -INPUT_ZERO * wq.astype(np.int64).sum(axis=0) + np.rint(d.bias / acc_scale).astype(np.int64)
-        acc = main.tensor(n("proj_acc"), [STEPS * B if B > 0 else -1, G], np.int32, acc_scale, 0)
-        main.op("BATCH_MATMUL", [rows, main.const(n("kernel"), wq, ws, 0)], [acc], options("BatchMatMul"))
-        acc_b = main.tensor(n("proj_acc_bias"), [STEPS * B if B > 0 else -1, G], np.int32, acc_scale, 0)
-        main.op("ADD", [acc, main.const(n("proj_offset"), offset.astype(np.int32))], [acc_b], options("Add"))
         p_scale = _s16(d.ranges["proj"])
-        p_rows = _i16(main, n("proj_rows"), [STEPS * B if B > 0 else -1, G], p_scale)
-        main.op("QUANTIZE", [acc_b], [p_rows])
-        proj = _i16(main, n("proj"), [STEPS, B, G], p_scale)
-        main.op("RESHAPE", [p_rows, main.const(n("proj_shape"), np.array([STEPS, -1, G], np.int32))], [proj])
+        if micro:
+            p_rows = _i16(main, n("proj_rows"), [STEPS, G], p_scale)
+            _micro_projection(main, rows16, wq, ws, d.bias, p_rows)
+        else:
+            acc_scale = INPUT_SCALE * ws
+            # x_real = (q + 128) / 255: the zero point's share and the bias, exactly in the accumulator
+            offset = -INPUT_ZERO * wq.astype(np.int64).sum(axis=0) + np.rint(d.bias / acc_scale).astype(np.int64)
+            acc = main.tensor(n("proj_acc"), [STEPS * B if B > 0 else -1, G], np.int32, acc_scale, 0)
+            main.op("BATCH_MATMUL", [rows, main.const(n("kernel"), wq, ws, 0)], [acc], options("BatchMatMul"))
+            acc_b = main.tensor(n("proj_acc_bias"), [STEPS * B if B > 0 else -1, G], np.int32, acc_scale, 0)
+            main.op("ADD", [acc, main.const(n("proj_offset"), offset.astype(np.int32))], [acc_b], options("Add"))
+            p_rows = _i16(main, n("proj_rows"), [STEPS * B if B > 0 else -1, G], p_scale)
+            main.op("QUANTIZE", [acc_b], [p_rows])
+        if micro:  # rows are the steps (batch 1): SLICE takes one, as TFLM's GATHER has no int16
+            proj = p_rows
+        else:
+            proj = _i16(main, n("proj"), [STEPS, B, G], p_scale)
+            main.op("RESHAPE", [p_rows, main.const(n("proj_shape"), np.array([STEPS, -1, G], np.int32))], [proj])
         first = STEPS - 1 if d.backward else 0
         z0 = _i16(main, n("z0"), [B, G], p_scale)
-        main.op("GATHER", [proj, main.const(n("t0"), np.array(first, np.int32))], [z0], options("Gather", axis=0))
+        _take(main, n, proj, main.const(n("t0"), np.array(first, np.int32)), z0, micro)
         h0, c0 = _cell(main, rm, d, _Names(k), z0, p_scale, None, B)
         init += [proj, h0] + ([c0] if rm.lstm else [])
-        weights.append({"uq": uq, "us": us, "p_scale": p_scale})
+        weights.append({"uq": uq, "us": us, "p_scale": p_scale, "micro": micro})
 
     if probe:
         hs = _inline_steps(main, rm, weights, init, B, per_dir)
@@ -351,6 +377,29 @@ def build(rm: RecurrentModel, batch: int | None = None, probe: bool = False) -> 
     b.signature({"image": image}, {"probabilities": probs})
     return b.finish()
 
+
+
+def _take(g: Subgraph, n: _Names, proj: int, step: int, out: int, micro: bool) -> None:
+    """Append ``out = proj[step]``: a GATHER, or for TFLM a SLICE of row ``step`` of (28, G)."""
+    if not micro:
+        g.op("GATHER", [proj, step], [out], options("Gather", axis=0))
+        return
+    t1 = g.tensor(n("t_vec"), [1], np.int32)
+    g.op("RESHAPE", [step, g.const(n("t_vec_shape"), np.array([1], np.int32))], [t1])
+    begin = g.tensor(n("t_begin"), [2], np.int32)
+    g.op("CONCATENATION", [t1, g.const(n("t_col"), np.array([0], np.int32))], [begin],
+         options("Concatenation", axis=0))
+    size = g.const(n("t_size"), np.array(g.sg.tensors[out].shape, np.int32))
+    g.op("SLICE", [proj, begin, size], [out])
+
+
+def _micro_projection(main: Subgraph, rows16: int, wq: np.ndarray, ws: float, bias: np.ndarray, out: int) -> None:
+    """The input projection of all steps as one int16 x int8 FULLY_CONNECTED (int64 bias)."""
+    name = main.sg.tensors[out].name.decode().replace("proj_rows", "")
+    acc_scale = INPUT_SCALE / 128 * ws
+    b64 = main.const(f"{name}proj_bias", np.rint(bias / acc_scale).astype(np.int64), acc_scale, 0)
+    kernel = main.const(f"{name}kernel", np.ascontiguousarray(wq.T), ws, 0)
+    main.op("FULLY_CONNECTED", [rows16, kernel, b64], [out], options("FullyConnected"))
 
 
 def _loop(b: GraphBuilder, main: Subgraph, rm: RecurrentModel, weights: list[dict[str, Any]], init: list[int],
@@ -397,8 +446,9 @@ def _inline_steps(main: Subgraph, rm: RecurrentModel, weights: list[dict[str, An
         hs.append(h)
     return hs
 
-def convert(model, calibration_images: np.ndarray, batch: int | None = None) -> tuple[bytes, dict[str, Any]]:
-    """Calibrate and build the int8 graph of a Keras zoo recurrent model.
+def convert(model, calibration_images: np.ndarray, batch: int | None = None,
+            micro: bool = False) -> tuple[bytes, dict[str, Any]]:
+    """Calibrate and build the int8 graph of a Keras zoo recurrent model (``micro``: see :func:`build`).
 
     Returns:
         The .tflite bytes and a record of the calibrated int16 ranges.
@@ -410,4 +460,4 @@ def convert(model, calibration_images: np.ndarray, batch: int | None = None) -> 
     record = {"scheme": scheme,
               "int16_ranges": {f"d{k}": {n: round(v, 4) for n, v in d.ranges.items()} for k, d in enumerate(rm.directions)},
               "logits_range": [round(v, 4) for v in rm.logits_range]}
-    return build(rm, batch), record
+    return build(rm, batch, micro=micro), record

@@ -76,13 +76,15 @@ def _converter(graph, config: ExportConfig, calib: np.ndarray | None, batch: int
     return conv
 
 
-def convert(model, config: ExportConfig, *, batch: int | None = None) -> tuple[bytes, dict[str, Any]]:
+def convert(model, config: ExportConfig, *, batch: int | None = None,
+            micro: bool = False) -> tuple[bytes, dict[str, Any]]:
     """Convert a loaded Keras zoo model to TFLite bytes.
 
     Args:
         model: the Keras zoo model.
         config: mode and calibration settings.
         batch: fix the batch dimension (export/tflm.py asks for 1); None keeps it free.
+        micro: write the TFLite Micro variant of the recurrent int8 graph (export/tflm.py asks for it).
 
     Returns:
         The flatbuffer and the calibration record.
@@ -97,7 +99,7 @@ def convert(model, config: ExportConfig, *, batch: int | None = None) -> tuple[b
     if base.graph_kind(model.name, Format.TFLITE, config.mode) == "loop":
         from mnistkit.export import recurrent_int8
 
-        data, scheme = recurrent_int8.convert(model, calib, batch)
+        data, scheme = recurrent_int8.convert(model, calib, batch, micro)
         return data, {**record, "recurrent_int8": scheme}
     graph = base.conversion_graph(model, Format.TFLITE, config.mode)
     try:

@@ -1,8 +1,8 @@
 """TFLite Micro exporter: a batch-1, static-shape, full-int8 .tflite plus the C sources a board needs.
 
 The flatbuffer is the TFLite exporter's full-int8 conversion (export/tflite.py, the same int8
-scheme: recurrent models as the looped graph of export/recurrent_loop.py) with the batch fixed to 1,
-since TFLM cannot resize tensors. It is refused, naming the operator, if it holds an operator TFLM
+scheme: recurrent models as the TFLM variant of the looped graph of export/recurrent_int8.py) with
+the batch fixed to 1, since TFLM cannot resize tensors. It is refused, naming the operator, if it holds an operator TFLM
 has no kernel for (export/tflm_ops.py) or a tensor without a static shape. ``describe`` loads it in
 the TFLM interpreter (the reference kernels an MCU runs) to find the smallest tensor arena it
 prepares and runs with. After parity passes, the export pipeline publishes the ``companion_files``
@@ -42,7 +42,7 @@ def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
         ExportError: the conversion failed, or the result holds an operator without a TFLM kernel
             or a tensor with a dynamic shape.
     """
-    data, record = tflite.convert(model, config, batch=1)
+    data, record = tflite.convert(model, config, batch=1, micro=True)
     check(data)
     return data, record
 
