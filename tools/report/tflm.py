@@ -100,9 +100,11 @@ def section(exports: Path, summary_path: Path | None = None) -> str:
             "Keras source. A board fits a model when the array takes at most "
             f"{HEADROOM:.0%} of its flash and the recommended arena at most {HEADROOM:.0%} of its RAM (the rest is "
             "left for the TFLM library, the application and the stack).",
-            "Recurrent models are exported as the full-int8 WHILE-loop graph of the TFLite export "
-            "(export/recurrent_int8.py) built with a batch of 1; TFLM has WHILE and BATCH_MATMUL kernels, and also a "
-            "fused UNIDIRECTIONAL_SEQUENCE_LSTM kernel, which Keras 3 never emits."]
+            "Recurrent models are exported as the TFLM variant of the full-int8 WHILE-loop graph of the TFLite "
+            "export (export/recurrent_int8.py: int8 weights and LSTM hidden state, int16 gates and cell state), batch "
+            "1: TFLM's BATCH_MATMUL refuses an int32 output and its GATHER has no int16, so each int8 x int8 product "
+            "is an exact QUANTIZE of its operand to int16 and an int16 x int8 FULLY_CONNECTED, and a step's input "
+            "row is a SLICE. TFLM also has a fused UNIDIRECTIONAL_SEQUENCE_LSTM kernel, which Keras 3 never emits."]
     if not rows:
         return "\n\n".join(head + ["No tflm exports found: run `make tflm-exports`."])
     table = ["| model | flash KB | arena KB (min / recommended) | TFLM agreement | TFLM accuracy (Keras) | operators | "
