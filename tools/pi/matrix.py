@@ -29,7 +29,7 @@ from mnistkit.export.modes import parse_artifact_name
 from mnistkit.tools.pi import sysroot, tflrt, wheels
 from mnistkit.tools.pi.common import checkout_root, log
 from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
-from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
+from mnistkit.tools.pi.compare import artifact_mode, compare_runs, tolerance
 from mnistkit.tools.pi.targets import Target, host, probe_predict
 
 
@@ -135,7 +135,7 @@ def _row(art: Path, cols: list[Runtime], raw: dict[str, dict[str, dict]], y: np.
             if keras_y is not None:
                 cell["agreement_with_keras"] = float((proba.argmax(1) == keras_y).mean())
             if ref_p is not None:
-                cell["parity"] = compare(ref_p, proba, kind, atol).to_dict()
+                cell["parity"] = compare_runs(ref_p, proba, kind, atol).to_dict()
         # the matrix's parity is about labels; probabilities beyond the tolerance are shown, not failed
         cell["parity_ok"] = bool(cell.get("parity", {}).get("labels_ok"))
         row["cells"][col.key] = cell
