@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from mnistkit.runtime.errors import MnistkitError, ModelError, UsageError
-from mnistkit.runtime.guard import click_guarded
+from mnistkit.runtime.guard import click_guarded, exit_failed
 
 ASSETS = Path(__file__).with_name("assets")
 DEFAULT_MODEL = ASSETS / "default.tflite"
@@ -131,7 +131,7 @@ def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k:
                    f"{clf.path.name} on {clf.backend} (model loaded in {load_ms:.1f} ms)"
                    + (f"; {failed} failed" if failed else ""))
     if failed:
-        click.get_current_context().exit(1)
+        exit_failed()
 
 
 def _load(model: Path | None, backend: str | None, threads: int | None):
