@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistkit.export.modes import parse_artifact_name
+from mnistkit.runtime.manifest import manifest_path
 from mnistkit.tools.pi import sysroot, tflrt, wheels
 from mnistkit.tools.pi.common import checkout_root, log
 from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
@@ -87,7 +88,7 @@ def keras_labels(source: Path, images: Path, out: Path) -> np.ndarray | None:
 
 def _source_of(artifact: Path) -> Path | None:
     try:
-        manifest = json.loads(Path(f"{artifact}.json").read_text())
+        manifest = json.loads(manifest_path(artifact).read_text())
         file = Path(manifest["source"]["file"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -16,12 +16,13 @@ from pathlib import Path
 from mnistkit.models.artifacts import atomic_path, sha256_file, write_json_atomic
 from mnistkit.runtime.cli import ASSETS
 from mnistkit.runtime.errors import IntegrityError
+from mnistkit.runtime.manifest import manifest_path
 
 
 
 def bundle(artifact: Path, assets: Path = ASSETS) -> Path:
     """Copy ``artifact`` + manifest to ``assets/default.tflite`` (+ ``.json``) after checking its hash."""
-    manifest = json.loads(artifact.with_name(artifact.name + ".json").read_text())
+    manifest = json.loads(manifest_path(artifact).read_text())
     if sha256_file(artifact) != manifest["artifact"]["sha256"]:
         raise IntegrityError(f"{artifact} does not match its manifest; re-export it")
     target = assets / "default.tflite"
@@ -29,7 +30,7 @@ def bundle(artifact: Path, assets: Path = ASSETS) -> Path:
         shutil.copyfile(artifact, tmp)
     manifest["artifact"]["file"] = target.name
     manifest["bundled_from"] = artifact.name
-    write_json_atomic(assets / "default.tflite.json", manifest)
+    write_json_atomic(manifest_path(target), manifest)
     return target
 
 
