@@ -54,9 +54,12 @@ def source_modules() -> list[str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    import importlib.util
+
     from mnistkit.tools.pi.wheels import build_wheel
 
-    return build_wheel(ROOT, tmp_path_factory.mktemp("dist"), isolated=False)
+    # This environment's setuptools when it has one (fast, offline); else pip's isolated build.
+    return build_wheel(ROOT, tmp_path_factory.mktemp("dist"), isolated=importlib.util.find_spec("setuptools") is None)
 
 
 def test_wheel_holds_every_module_assets_and_the_console_script(wheel):
