@@ -129,9 +129,7 @@ class _Run:
 
     source: SourceModel
     out: Path
-    calibration_samples: int
-    seed: int
-    data_dir: str | None
+    configs: dict[Job, ExportConfig]
     overrides: dict[str, float | None] | None
     x: np.ndarray
     labels: np.ndarray
@@ -174,15 +172,13 @@ def export(
 
     source = resolve_source(source_arg)
     formats, modes = expand(formats, Format), expand(modes, Mode)
-    for f in formats:
-        for m in modes:
-            ExportConfig(f, m, calibration_samples, seed, data_dir)  # validates settings
+    configs = {Job(f, m): ExportConfig(f, m, calibration_samples, seed, data_dir) for f in formats for m in modes}
     out = Path(out_dir).expanduser()
     created = not out.exists()
     pairs = plan(source, formats, modes, out, force)
     out = check_out_dir(out)
     data = mnist(data_dir)
-    run = _Run(source, out, calibration_samples, seed, data_dir, overrides,
+    run = _Run(source, out, configs, overrides,
                to_float(data.x_test[:parity_limit]), data.y_test[:parity_limit], echo)
     staging = Path(tempfile.mkdtemp(prefix=".mnistkit-export-", dir=out))
     try:
@@ -198,11 +194,14 @@ def export(
 def _convert_check_publish(run: _Run, pairs: list[tuple[Job, Path]], staging: Path, parity_limit: int | None,
                            progress: Echo) -> list[Outcome]:
     """Follow the child's events: keep the source's probabilities, then check and publish each file."""
+    if not pairs:
+        return []
     targets = dict(pairs)
     outcomes: list[Outcome] = []
+    settings = run.configs[pairs[0][0]]  # calibration and data settings are the same for every pair
     events = run_isolated(
-        run.source.path, [j for j, _ in pairs], staging, calibration_samples=run.calibration_samples, seed=run.seed,
-        data_dir=run.data_dir, parity_limit=parity_limit,
+        run.source.path, [j for j, _ in pairs], staging, calibration_samples=settings.calibration_samples,
+        seed=settings.seed, data_dir=settings.data_dir, parity_limit=parity_limit,
     )
     try:
         for ev in events:
@@ -235,7 +234,7 @@ def _check_and_publish(run: _Run, res: JobResult, target: Path) -> Outcome:
         run.echo(f"  note: {note}")
     if not result.passed:
         return _refuse(run, res, target, "parity failed (" + "; ".join(result.failures) + ")", result, ratio)
-    config = ExportConfig(job.format, job.mode, run.calibration_samples, run.seed, run.data_dir)
+    config = run.configs[job]
     parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier"}
     data = manifest_mod.build(artifact=res.file, final_name=target.name, source=run.source, config=config,
                               info=res.info, parity=parity, seconds=res.seconds, notes=notes)
