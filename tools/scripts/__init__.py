@@ -2,4 +2,5 @@
 
 ``make_samples``: a labelled photo-like digit set (and the bundled samples). ``measure_photos``: a
 model's accuracy on such a set. ``bundle_default``: copy an export into the runtime's default model.
+``compare_exports``: did a change alter what ``mnistkit export`` writes (two export folders, file by file).
 """
