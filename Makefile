@@ -63,3 +63,16 @@ pi-check: setup  ## default model + samples + 300 MNIST PNGs on an emulated Pi v
 
 compat-matrix: setup  ## every artifact of COMPAT_EXPORTS on every runtime -> COMPAT_OUT (.md) + .json
 	$(PI) matrix $(COMPAT_EXPORTS) --out $(COMPAT_OUT)
+
+# ---- mnistkit serve (tools/serve) ----
+.PHONY: serve serve-load serve-screenshot
+
+serve: setup  ## the page and JSON API on http://127.0.0.1:8000/ with the bundled model
+	$(MK) serve
+
+serve-load: setup  ## 16 clients x 2,000 photo requests on 127.0.0.1 -> reports/serve_load.{json,md,png}
+	$(PY) -m mnistkit.tools.serve.load --out reports/serve_load
+
+serve-screenshot: setup  ## the browser test (Debian chromium); its page screenshot -> reports/serve_page.png
+	MNISTKIT_TEST_ARTIFACTS=runs/test-artifacts $(PY) -m pytest -q tests/test_serve_browser.py
+	cp runs/test-artifacts/serve_page.png reports/serve_page.png

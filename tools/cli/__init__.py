@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("mnistkit.runtime.cli:classify", "Classify digit images with an exported model (no TensorFlow)."),
     "bench": ("mnistkit.tools.cli.bench:bench", "Measure size, latency, throughput and memory of models."),
     "report": ("mnistkit.tools.cli.report:report", "Regenerate REPORT.md and its charts."),
+    "serve": ("mnistkit.tools.cli.serve:serve", "Serve a web page and JSON API that classify digits."),
 }
 
 

@@ -7,7 +7,8 @@ Three folders go on the emulated Python's ``PYTHONPATH``:
 - ``site``: the base package's dependencies as the wheel's metadata declares them (markers evaluated
   for Linux aarch64 / CPython 3.11), plus onnxruntime from the ``onnx`` extra. Resolving them with
   ``--only-binary=:all:`` for aarch64 platforms is the proof that ``pip install mnistkit`` resolves
-  on 64-bit Raspberry Pi OS; a requirement without an aarch64 wheel fails this step by name.
+  on 64-bit Raspberry Pi OS; a requirement without an aarch64 wheel fails this step by name. The
+  ``serve`` extra's packages go here too, so ``mnistkit serve`` can run on the emulated Pi.
 - ``site-tflrt``: tflite-runtime 2.14 with numpy<2 (it crashes on numpy 2), for the matrix.
 
 pip resolves with the host's environment markers for transitive dependencies; the first-level
@@ -242,10 +243,12 @@ def install_all(tflrt: bool = False) -> dict[str, Path]:
     onnx_reqs = [r for r in wheel_requirements(wheel, extras=("onnx",)) if r not in base_reqs]
     if not onnx_reqs:
         raise StepError("resolve", "the mnistkit wheel declares no `onnx` extra (onnxruntime)")
+    # `mnistkit serve` (the `serve` extra) must install on a Pi too: its packages go in the same folder.
+    serve_reqs = [r for r in wheel_requirements(wheel, extras=("serve",)) if r not in base_reqs + onnx_reqs]
     # Prove the base package alone resolves for aarch64 (its own step, so a failure names it) ...
     install_site("resolve-base", "resolve-base", base_reqs, dry_run=True)
-    # ... then the folder the checks use: base + onnxruntime.
-    site = install_site("install-backends", "site", base_reqs + onnx_reqs)
+    # ... then the folder the checks use: base + onnxruntime + the serve extra.
+    site = install_site("install-backends", "site", base_reqs + onnx_reqs + serve_reqs)
     sites = {"mnistkit": install_mnistkit(wheel), "base": site, "onnx": site}
     if tflrt:
         extra = [r for r in base_reqs if not re.match(r"(numpy|ai-edge-litert)\b", r, re.I)]

@@ -252,8 +252,20 @@ def build_report(*, pretrained: Path, exports: Path, bench: Path, out: Path, cha
         parts += ["## Photo-like digits", photos.read_text().strip()]
     if compat and compat.is_file():
         parts += ["## Runtime compatibility", compat.read_text().strip()]
+    parts += serve_section(charts, rel)
     write_bytes_atomic(out, ("\n\n".join(p for p in parts if p) + "\n").encode())
     return out
+
+
+def serve_section(charts: Path, rel) -> list[str]:
+    """`mnistkit serve` under load, from the load script's output in ``charts`` (when it was run)."""
+    md, png = charts / "serve_load.md", charts / "serve_load.png"
+    if not md.is_file():
+        return []
+    parts = ["## `mnistkit serve` under load", md.read_text().strip()]
+    if png.is_file():
+        parts.append(f"![server memory during the load run]({rel(png)})")
+    return parts
 
 
 def write_parity_summary(manifests: list[dict], path: Path) -> Path:
