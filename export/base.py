@@ -36,13 +36,10 @@ def exporter(fmt: Format | str) -> ModuleType:
 
 
 def conversion_graph(model, fmt: Format, mode: Mode | None = None):
-    """The graph to convert (see :func:`graph_kind`): the model, an unrolled clone, or a looped
-    ``tf.function`` (export/recurrent_loop.py)."""
-    kind = graph_kind(model.name, fmt, mode)
-    if kind == "unrolled":
+    """The graph a converter takes (see :func:`graph_kind`): the model or an unrolled clone. The
+    'loop' kind is not converted but written directly (export/recurrent_int8.py)."""
+    if graph_kind(model.name, fmt, mode) == "unrolled":
         return _unrolled(model)
-    if kind == "loop":
-        return _looped(model)
     return model
 
 
@@ -53,18 +50,11 @@ def _unrolled(model):
     return unrolled_clone(model)
 
 
-@functools.lru_cache(maxsize=2)
-def _looped(model):
-    from mnistkit.export.recurrent_loop import loop_function
-
-    return loop_function(model)
-
-
 def graph_kind(name: str, fmt: Format, mode: Mode | None = None) -> str:
     """How a model is converted: 'as-is', 'unrolled' (a clone with plain ops) or 'loop'.
 
-    TFLite recurrent models: full int8 converts a WHILE loop built from the trained weights (one
-    copy of the step, so the file shrinks like the weights do); the other modes convert the
+    TFLite recurrent models: full int8 is a WHILE loop written from the trained weights (one copy
+    of the step, int16 gates and cell state: export/recurrent_int8.py); the other modes convert the
     unrolled clone (free batch dimension, plain ops that XNNPACK runs whole). Keras 3's own LSTM
     graph does not convert with a free batch. ONNX: LSTM and BiLSTM stay whole (one ONNX ``LSTM``
     op); SimpleRNN is unrolled because tf2onnx turns it into a ``Loop`` that float16 breaks and

@@ -53,8 +53,9 @@ def build(
     if info.get("graph") == "unrolled":
         notes.append("recurrent layer converted through an unrolled clone (same weights, plain ops)")
     elif info.get("graph") == "loop":
-        notes.append("recurrent layer converted as a WHILE loop built from the trained weights "
-                     "(one copy of the time step; export/recurrent_loop.py)")
+        notes.append("recurrent layer written as a WHILE loop from the trained weights: int8 weights, int16 "
+                     "gate pre-activations and state (LSTM: int8 h, int32 products, int16 cell; SimpleRNN: "
+                     "int16 h); export/recurrent_int8.py")
     out: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "artifact": {"file": final_name, "sha256": sha256_file(artifact), "size_bytes": artifact.stat().st_size},
@@ -75,6 +76,8 @@ def build(
     }
     if "opset" in info:
         out["opset"] = info["opset"]
+    if "layer_errors" in info:  # worst intermediate tensors against float (export/diagnose.py)
+        out["layer_errors"] = info["layer_errors"]
     if config.format is Format.TFLITE:
         out["compat"] = _tflite_compat(artifact)
     return out

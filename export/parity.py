@@ -185,10 +185,14 @@ def run_parity(
     source_arg: str | os.PathLike, artifacts: list[Path], *, limit: int | None = None, mode: str | None = None,
     data_dir: str | None = None, report: Path | None = None, force: bool = False,
     overrides: dict | None = None, echo: Callable[[str], None] = print, progress: Callable[[str], None] = print,
+    layers: bool = False, inspect: Callable[..., None] | None = None,
 ) -> list[ParityResult]:
     """Compare a Keras source with exported files on the test set.
 
-    Every artifact's manifest hash is checked before any model runs.
+    Every artifact's manifest hash is checked before any model runs. ``layers`` also prints each
+    quantized TFLite file's per-tensor errors against float (export/diagnose.py). ``inspect``, when
+    given, is called per artifact as ``inspect(path, result, images, labels, source_pred, artifact_pred)``
+    (the CLI draws its gallery of flipped digits there).
 
     Returns:
         One ParityResult per artifact, in order.
@@ -235,6 +239,32 @@ def run_parity(
         echo(f"  recall delta by digit (pp): {recall}; disagreeing test indices: {shown}"
              + (f" (+{res.disagreements - 10} more)" if res.disagreements > 10 else ""))
         results.append(res)
+        if layers:
+            _print_layers(source, path, data_dir, echo, progress)
+        if inspect is not None:
+            inspect(path, res, mn.x_test[:limit], labels, src_probs.argmax(1), probs.argmax(1))
     if report is not None:
         write_bytes_atomic(report, markdown_report(results, str(source.path)).encode())
     return results
+
+
+def _print_layers(source, path: Path, data_dir: str | None, echo: Callable[[str], None],
+                  progress: Callable[[str], None]) -> None:
+    """Print the per-tensor error table of one artifact (rebuilt from the source with its settings)."""
+    from mnistkit.export import diagnose
+    from mnistkit.runtime.errors import MnistkitError
+
+    data = rt_manifest.load_manifest(path) or {}
+    fmt = data.get("format") or ("tflite" if path.suffix == ".tflite" else "onnx")
+    mode = data.get("mode") or artifact_mode(path, data)
+    cal = data.get("calibration") or {}
+    progress(f"per-layer errors of {path.name}: rebuilding its graph from the source ...")
+    try:
+        rows = diagnose.layer_errors(str(source.path), fmt, mode, calibration_samples=cal.get("count") or 200,
+                                     seed=cal.get("seed") or 0, data_dir=data_dir)
+    except MnistkitError as exc:
+        echo(f"  per-layer table: {exc}")
+        return
+    echo("  per-tensor error against float (worst first, pooled over time steps):")
+    for line in diagnose.table(rows).splitlines():
+        echo("    " + line)

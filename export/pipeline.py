@@ -80,7 +80,9 @@ def _float_size(source: SourceModel, fmt: Format, out_dir: Path, sizes: dict[For
 
         data = json.loads(manifest_path(ref).read_text())
         if data["source"]["sha256"] == source.sha256 and ref.is_file():
-            return ref.stat().st_size
+            from mnistkit.runtime import embedded
+
+            return ref.stat().st_size - embedded.block_size(ref.read_bytes())
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
@@ -99,10 +101,41 @@ def _publish(staged: Path, target: Path, manifest: dict) -> None:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
+def _embed_metadata(path: Path, source: SourceModel, job: Job, info: dict, result) -> None:
+    """Rewrite the staged file with the manifest essentials and its content digest inside."""
+    import datetime as _dt
+
+    from mnistkit.export import embed
+    from mnistkit.models.artifacts import write_bytes_atomic
+
+    fields = embed.essentials({
+        "model": source.name, "format": job.format.value, "mode": job.mode.value,
+        "input": info["input"], "source": {"sha256": source.sha256}, "parity": result.to_dict(),
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    mode = path.stat().st_mode & 0o777
+    write_bytes_atomic(path, embed.embed(path.read_bytes(), job.format.value, fields))
+    os.chmod(path, mode)  # the atomic writer's temp file is 0600
+
+
 def _why_failed(source: SourceModel, job: Job, problem: str) -> str:
     known = KNOWN_LIMITS.get((source.name, job.format, job.mode))
     why = f"{problem}: {known}" if known else problem
     return f"{why}; not written; {suggestion(source.name, job.format, job.mode)}"
+
+
+def _where_precision_went(source: SourceModel, config: ExportConfig) -> str:
+    """'; worst tensors: ...' for a quantized TFLite file that missed parity ('' when not applicable)."""
+    if config.format is not Format.TFLITE or config.mode in (Mode.NONE, Mode.FLOAT16):
+        return ""
+    from mnistkit.export import diagnose
+
+    try:  # the diagnosis rebuilds the graph (TensorFlow); it must never hide the parity verdict
+        rows = diagnose.layer_errors(str(source.path), config.format.value, config.mode.value, count=64,
+                                     calibration_samples=config.calibration_samples, seed=config.seed,
+                                     data_dir=config.data_dir)
+    except Exception:  # noqa: BLE001
+        return ""
+    return f"; {diagnose.worst_summary(rows)}; `mnistkit parity --layers` prints the table" if rows else ""
 
 
 def _silent(_: str) -> None:
@@ -219,7 +252,7 @@ def _convert_check_publish(run: _Run, pairs: list[tuple[Job, Path]], staging: Pa
 
 def _check_and_publish(run: _Run, res: JobResult, target: Path) -> Outcome:
     """One converted file: refuse it (conversion failed, runtime cannot run it, parity missed), or
-    write its manifest and publish it."""
+    embed its metadata, write its manifest and publish it."""
     job = res.job
     if not res.ok:
         return _refuse(run, res, target, res.error)
@@ -227,14 +260,18 @@ def _check_and_publish(run: _Run, res: JobResult, target: Path) -> Outcome:
         result = _parity(run, res, target)
     except MnistkitError as exc:
         return _refuse(run, res, target, f"the runtime cannot run the converted file ({exc})")
-    ratio = _size_ratio(run, job, result.size_bytes)
+    ratio = _size_ratio(run, job, res.file.stat().st_size)  # the model itself, before its ~0.5 KB metadata block
+    if result.passed:  # the file carries who it is and a digest of itself (no computation changes)
+        _embed_metadata(res.file, run.source, job, res.info, result)
+    result.size_bytes = res.file.stat().st_size
     run.echo(parity_mod.check_line(result, ratio))
     notes = _notes(job, res, ratio)
     for note in notes:
         run.echo(f"  note: {note}")
-    if not result.passed:
-        return _refuse(run, res, target, "parity failed (" + "; ".join(result.failures) + ")", result, ratio)
     config = run.configs[job]
+    if not result.passed:
+        where = _where_precision_went(run.source, config)
+        return _refuse(run, res, target, "parity failed (" + "; ".join(result.failures) + ")" + where, result, ratio)
     parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier"}
     data = manifest_mod.build(artifact=res.file, final_name=target.name, source=run.source, config=config,
                               info=res.info, parity=parity, seconds=res.seconds, notes=notes)
@@ -258,10 +295,8 @@ def _parity(run: _Run, res: JobResult, target: Path) -> parity_mod.ParityResult:
     """
     art_probs = parity_mod.artifact_probabilities(res.file, run.x)
     mode = res.job.mode.value
-    result = parity_mod.compare(run.src_probs, art_probs, run.labels, artifact=target.name, mode=mode,
-                                thresholds=thresholds_for(mode, run.overrides))
-    result.size_bytes = res.file.stat().st_size
-    return result
+    return parity_mod.compare(run.src_probs, art_probs, run.labels, artifact=target.name, mode=mode,
+                              thresholds=thresholds_for(mode, run.overrides))
 
 
 def _size_ratio(run: _Run, job: Job, size: int) -> float | None:

@@ -1,7 +1,7 @@
 """TFLite exporter: float32, float16, dynamic-range, full int8 and int16x8.
 
-Recurrent models (see ``base.graph_kind``): full int8 converts a WHILE loop built from the trained
-weights (export/recurrent_loop.py, with the passes of export/tflite_while.py); the other modes an
+Recurrent models (see ``base.graph_kind``): full int8 is written op by op from the trained weights
+(export/recurrent_int8.py: int16 gates and cell state, a WHILE loop); the other modes convert an
 unrolled clone (``zoo.unrolled_clone``). Keras 3's own LSTM graph does not convert with a free batch.
 Full int8 has int8 input and output; int16x8 keeps float32 input and output.
 """
@@ -21,7 +21,6 @@ import numpy as np
 from mnistkit.export import base
 from mnistkit.export.modes import ExportConfig, Format, Mode
 from mnistkit.export.tflite_fixups import fix_degenerate_int8_scales, fold_batch_reshapes, strip_tensor_names
-from mnistkit.export.tflite_while import install_calibration_fix, int8_carry, restore_passthrough
 from mnistkit.runtime.errors import ExportError
 
 # Constant tensors smaller than this are shapes or axes, not weights.
@@ -38,17 +37,10 @@ def _saved_model(graph) -> str:
     return folder
 
 
-def _converter(graph, config: ExportConfig, calib: np.ndarray | None, looped: bool):
+def _converter(graph, config: ExportConfig, calib: np.ndarray | None):
     import tensorflow as tf
 
-    if looped:
-        install_calibration_fix()
-        conv = tf.lite.TFLiteConverter.from_concrete_functions([graph.get_concrete_function()], graph)
-        # Per-tensor weight scales: per-channel ones (and the per-channel bias scales they imply) put
-        # the SimpleRNN's int8 file at 0.31x of float32; per-tensor 0.27x, same accuracy (measured).
-        conv._experimental_disable_per_channel = True
-    else:
-        conv = tf.lite.TFLiteConverter.from_saved_model(_saved_model(graph))
+    conv = tf.lite.TFLiteConverter.from_saved_model(_saved_model(graph))
     mode = config.mode
     if mode is Mode.NONE:
         return conv
@@ -82,21 +74,21 @@ def convert(model, config: ExportConfig) -> tuple[bytes, dict[str, Any]]:
     Raises:
         ExportError: the converter rejected the graph.
     """
-    looped = base.graph_kind(model.name, Format.TFLITE, config.mode) == "loop"
-    graph = base.conversion_graph(model, Format.TFLITE, config.mode)
     if config.mode.calibrated:
         calib, record = base.calibration_set(config)
     else:
         calib, record = None, base.no_calibration()
+    if base.graph_kind(model.name, Format.TFLITE, config.mode) == "loop":
+        from mnistkit.export import recurrent_int8
+
+        data, scheme = recurrent_int8.convert(model, calib)
+        return data, {**record, "recurrent_int8": scheme}
+    graph = base.conversion_graph(model, Format.TFLITE, config.mode)
     try:
-        data = _converter(graph, config, calib, looped).convert()
+        data = _converter(graph, config, calib).convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise ExportError(f"TFLite converter failed for {model.name} {config.mode.value}: {first[:300]}") from None
-    if looped:
-        data, _ = restore_passthrough(data)
-        data, carried = int8_carry(data)
-        record = {**record, "loop_variables": carried}
     if config.mode.calibrated:
         data, fixes = fix_degenerate_int8_scales(data)
         record = {**record, "degenerate_scales_fixed": fixes}

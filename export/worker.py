@@ -252,7 +252,7 @@ def main(spec_path: str) -> int:
     """Child entry point: run the jobs in ``spec_path`` and report each as an event."""
     import numpy as np
 
-    from mnistkit.export import base
+    from mnistkit.export import base, diagnose
     from mnistkit.models.source import load_keras
     from mnistkit.runtime.errors import MnistkitError
 
@@ -286,6 +286,9 @@ def main(spec_path: str) -> int:
             info = module.inspect_file(staging / name)
             info["calibration"] = calibration
             info["graph"] = base.graph_kind(model.name, config.format, config.mode)
+            errors = diagnose.manifest_errors(model, config)
+            if errors is not None:
+                info["layer_errors"] = errors
             _emit(events, event="result", format=fmt, mode=mode, file=name, info=info,
                   seconds=round(time.monotonic() - t0, 2))
         except MnistkitError as exc:

@@ -126,6 +126,13 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> Mnist:
     cache = Path.home() / ".keras" / "datasets" / "mnist.npz"
     if cache.is_file():
         return _load_npz(cache)
+    from mnistkit.models.extras import missing
+
+    if missing(("keras",)):
+        raise DataError(
+            f"MNIST not found: pass --data-dir or set {ENV_VAR} to a folder with the four IDX files "
+            '(downloading it needs Keras: pip install "mnistkit[train]")'
+        )
     try:
         import keras
 

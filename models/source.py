@@ -100,8 +100,12 @@ def load_keras(path: str | os.PathLike):
 
     Raises:
         ModelError: missing, not a ``.keras`` file, or Keras cannot load it.
+        MissingExtraError: Keras (the ``train`` extra) is not installed.
     """
     path = resolve_model_path(path)
     if path.suffix != ".keras":
         raise ModelError(f"{path} is not a Keras model (.keras); pass a .keras file or a run directory")
+    from mnistkit.models.extras import require_train_stack
+
+    require_train_stack(f"reading the Keras model {path}")
     return _load(str(path))

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from mnistkit.models import zoo
+from mnistkit.models.augment import seeded_batches
 from mnistkit.models.data import Mnist, to_float
 from mnistkit.models.recipes import Recipe, validate_recipe
 from mnistkit.runtime.errors import MnistkitError
@@ -35,18 +36,24 @@ class TrainResult:
     test_probabilities: np.ndarray = field(repr=False, default=None)
 
 
+def validation_count(total: int, recipe: Recipe) -> int:
+    """How many of ``total`` training images ``recipe`` holds out for validation."""
+    return max(1, int(round(total * recipe.validation_split)))
+
+
 def _split(mnist: Mnist, recipe: Recipe, limit: int | None):
     rng = np.random.default_rng(recipe.seed)
     order = rng.permutation(len(mnist.x_train))
     if limit:
         order = order[:limit]
-    n_val = max(1, int(round(len(order) * recipe.validation_split)))
+    n_val = validation_count(len(order), recipe)
     val, train = order[:n_val], order[n_val:]
     x = to_float(mnist.x_train)
     return (x[train], mnist.y_train[train]), (x[val], mnist.y_train[val])
 
 
-def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, verbose: int = 1) -> TrainResult:
+def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, verbose: int = 1,
+          callbacks: list | None = None) -> TrainResult:
     """Train zoo model ``name`` on ``mnist`` with ``recipe`` and evaluate it on the test set.
 
     Args:
@@ -54,7 +61,8 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
         mnist: loaded data.
         recipe: hyper-parameters, seed included.
         limit: use only this many (seeded, random) training images.
-        verbose: Keras fit verbosity (1 = progress bar, 2 = one line per epoch).
+        verbose: Keras fit verbosity (0 = silent, 1 = progress bar, 2 = one line per epoch).
+        callbacks: extra Keras callbacks (e.g. a progress display).
 
     Returns:
         The trained model (best validation epoch) and its history. On Ctrl-C after at least one
@@ -84,14 +92,15 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.patience, restore_best_weights=False)
     start = time.perf_counter()
     interrupted = False
-    if recipe.augment_shift:
-        data = {"x": _shifted_batches(x_train, y_train, recipe), "shuffle": False}  # shuffled by the dataset
+    if recipe.augment_shift or recipe.augmentation.enabled:
+        batches = seeded_batches(x_train, y_train, recipe.batch_size, recipe.seed, recipe.augmentation, recipe.augment_shift)
+        data = {"x": batches, "shuffle": False}  # shuffled by the dataset
     else:
         data = {"x": x_train, "y": y_train, "batch_size": recipe.batch_size, "shuffle": True}
     try:
         with stop.armed():
             model.fit(**data, validation_data=(x_val, y_val), epochs=recipe.epochs,
-                      callbacks=[best, stopper, stop], verbose=verbose)
+                      callbacks=[best, stopper, stop, *(callbacks or [])], verbose=verbose)
         interrupted = stop.requested
     except KeyboardInterrupt:  # a second Ctrl-C: stop now
         interrupted = True
@@ -105,17 +114,6 @@ def train(name: str, mnist: Mnist, recipe: Recipe, limit: int | None = None, ver
         model=clean, recipe=recipe, history=best.history, best_epoch=best.epoch, epochs_run=len(best.history.get("loss", [])),
         seconds=seconds, interrupted=interrupted, train_count=len(x_train), test_probabilities=probs,
     )
-
-
-def _shifted_batches(x, y, recipe: Recipe):
-    """Shuffled training batches, each image randomly shifted by up to ``recipe.augment_shift`` pixels."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
-    factor = recipe.augment_shift / 28
-    shift = keras.layers.RandomTranslation(factor, factor, fill_mode="constant", seed=recipe.seed)
-    ds = ds.batch(recipe.batch_size).map(lambda a, b: (tf.squeeze(shift(a[..., None], training=True), -1), b))
-    return ds.prefetch(2)
 
 
 class _StopOnCtrlC(keras.callbacks.Callback):

@@ -36,8 +36,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mnistkit.runtime' has no attribute {name!r}")
 
 
-def load(path, backend: str | None = None, threads: int | None = None) -> "Classifier":
-    """Shortcut for ``Classifier.load(path, backend, threads)``."""
+def load(path, backend: str | None = None, threads: int | None = None, **options) -> "Classifier":
+    """Shortcut for ``Classifier.load(path, backend, threads, **options)``."""
     from mnistkit.runtime.classifier import Classifier
 
-    return Classifier.load(path, backend=backend, threads=threads)
+    return Classifier.load(path, backend=backend, threads=threads, **options)

@@ -30,19 +30,26 @@ class OnnxEngine(Engine):
             self._sess = ort.InferenceSession(content, sess_options=opts,
                                               providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            line = _first_line(exc)
             raise ModelError(f"{name} is not a valid ONNX model ({line}); "
                              "re-export it or check the file is complete") from None
-        inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
+        try:  # a damaged name or dim_param fails to decode here (UnicodeDecodeError)
+            inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
+            io = [(a.name, a.type, list(a.shape)) for a in (*inputs[:1], *outputs[:1])]
+        except (UnicodeDecodeError, RuntimeError, ValueError, TypeError) as exc:
+            what = "a name that is not UTF-8" if isinstance(exc, UnicodeDecodeError) \
+                else f"unreadable input/output details ({_first_line(exc)})"
+            raise ModelError(f"{name} is damaged: {what}; re-export it or check the file is "
+                             "complete") from None
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(f"{name} has {len(inputs)} inputs; expected one image input")
-        inp, out = inputs[0], outputs[0]
-        if inp.type != "tensor(float)":
-            raise ModelError(f"{name} takes {inp.type} inputs; expected float32 images in [0, 1]")
-        self._layout = check_io(name, inp.shape, out.shape)
-        self._in_name, self._out_name = inp.name, out.name
-        self._fixed = fixed_batch(inp.shape[0])
-        self._out_type = out.type
+        (in_name, in_type, in_shape), (out_name, out_type, out_shape) = io
+        if in_type != "tensor(float)":
+            raise ModelError(f"{name} takes {in_type} inputs; expected float32 images in [0, 1]")
+        self._layout = check_io(name, in_shape, out_shape)
+        self._in_name, self._out_name = in_name, out_name
+        self._fixed = fixed_batch(in_shape[0])
+        self._out_type = out_type
 
     def run(self, x: np.ndarray) -> np.ndarray:
         if x.dtype == np.uint8:
@@ -52,8 +59,15 @@ class OnnxEngine(Engine):
                      for i in range(0, x.shape[0], self._fixed)]
             return np.concatenate(parts)
         feed = {self._in_name: x.reshape(x.shape[0], *self._layout)}
-        y = self._sess.run([self._out_name], feed)[0]
-        return np.asarray(y, dtype=np.float32).reshape(x.shape[0], 10)
+        try:
+            y = np.asarray(self._sess.run([self._out_name], feed)[0])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types (Fail, InvalidArgument, ...)
+            raise ModelError(f"{self._name} failed at run time ({_first_line(exc)}); the file is damaged "
+                             "or not an mnistkit export: re-export it") from None
+        if y.size != x.shape[0] * 10:  # a damaged graph can compute another shape than it declares
+            raise ModelError(f"{self._name} gave outputs of shape {y.shape} for {x.shape[0]} image(s), "
+                             "not 10 scores each; the file is damaged: re-export it")
+        return y.astype(np.float32, copy=False).reshape(x.shape[0], 10)
 
     def clone(self) -> "OnnxEngine":
         return OnnxEngine(self._content, name=self._name, threads=self._threads)
@@ -61,6 +75,11 @@ class OnnxEngine(Engine):
     def describe(self) -> dict:
         return {"backend": NAME, "input_dtype": "float32", "output_type": self._out_type,
                 "fixed_batch": self._fixed}
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _pad(x: np.ndarray, size: int) -> np.ndarray:

@@ -1,9 +1,11 @@
 """``mnistkit classify`` / ``python -m mnistkit.runtime``: the on-device script.
 
-Classifies image files (or every image in a folder) with an exported model, the bundled default
-model when ``--model`` is not given. Each image gets one line (digit, confidence, top-k, time) or
-one error line; the others are still classified, and the exit code is 1 if anything failed. Library
-errors become one-line messages through ``runtime.guard``: exit 2 for usage errors, 1 for failures.
+Classifies image files, folders, globs or a list of paths on stdin with an exported model, the
+bundled default model when ``--model`` is not given. Each image gets one line (digit, confidence,
+top-k, time) or one error line; the others are still classified, and the exit code is 1 if anything
+failed, 130 if interrupted. Big jobs stream through ``mnistkit.runtime.bulk`` (records to a file as
+they arrive, parallel preprocessing, progress, resume). Library errors become one-line messages
+through ``runtime.guard``: exit 2 for usage errors, 1 for failures.
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ from pathlib import Path
 import click
 
 from mnistkit.runtime.errors import MnistkitError, ModelError, UsageError
-from mnistkit.runtime.guard import click_guarded, exit_failed
+from mnistkit.runtime.guard import EXIT_INTERRUPTED, click_guarded, exit_failed
+from mnistkit.runtime.sources import IMAGE_SUFFIXES  # noqa: F401 - importable from here as before
 
 ASSETS = Path(__file__).with_name("assets")
 DEFAULT_MODEL = ASSETS / "default.tflite"
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
-                            ".pgm", ".ppm", ".pbm", ".pnm"})
 MODEL_SUFFIXES = (".tflite", ".onnx")
 
 
@@ -44,22 +45,6 @@ def resolve_model(model: Path | None) -> Path:
     return model
 
 
-def expand_inputs(items: tuple[Path, ...]) -> list[tuple[Path, str | None]]:
-    """Expand folders into their image files; return (path, error or None) per input."""
-    out: list[tuple[Path, str | None]] = []
-    for item in items:
-        if item.is_dir():
-            images = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                out.append((item, f"folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"))
-            out.extend((p, None) for p in images)
-        elif not item.exists():
-            out.append((item, "no such file; check the path"))
-        else:
-            out.append((item, None))
-    return out
-
-
 @contextmanager
 def quiet_native_stderr():
     """Silence stderr at the file-descriptor level (LiteRT prints an INFO line when XNNPACK starts)."""
@@ -78,13 +63,14 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
-def _fmt_line(src: str, pred, ms: float) -> str:
-    top = ", ".join(f"{label} {p:.1%}" for label, p in pred.top_k)
-    return f"{src}: {pred.label} ({pred.confidence:.1%})  top-{len(pred.top_k)}: {top}  [{ms:.1f} ms]"
+def _fmt_line(record: dict) -> str:
+    top = ", ".join(f"{label} {p:.1%}" for label, p in record["top_k"])
+    return (f"{record['source']}: {record['label']} ({record['confidence']:.1%})  "
+            f"top-{len(record['top_k'])}: {top}  [{record['time_ms']:.1f} ms]")
 
 
 @click.command("classify", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path), metavar="IMAGE|DIR...")
+@click.argument("inputs", nargs=-1, metavar="IMAGE|DIR|GLOB|-...")
 @click.option("--samples", is_flag=True, help="Also classify the sample digit photos bundled with mnistkit.")
 @click.option("--model", "-m", "model", type=click.Path(path_type=Path, exists=True),
               help="Model file (.tflite/.onnx) or a folder holding one. Default: the bundled model.")
@@ -94,78 +80,242 @@ def _fmt_line(src: str, pred, ms: float) -> str:
               help="litert, tflite-runtime, tensorflow or onnxruntime. Default: the best installed.")
 @click.option("--threads", "-t", type=click.IntRange(min=1), default=None,
               help="CPU threads for inference. Default: 1 for .tflite, all cores for .onnx.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def classify(inputs: tuple[Path, ...], samples: bool, model: Path | None, top_k: int, backend: str | None,
-             threads: int | None, as_json: bool) -> None:
-    """Classify digit images (files or folders of images) with an exported model.
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document instead of text (only the summary with --output).")
+@click.option("--recursive", "-r", is_flag=True, help="Also search the subfolders of the folders given.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write one record per image to this file as results arrive: .jsonl (JSON Lines) or .csv.")
+@click.option("--jsonl", is_flag=True, help="Print one JSON record per image on stdout (JSON Lines).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted --output file: skip the images already in it.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Parallel decode+preprocess workers (0: one per CPU core). Same answers, same order.")
+@click.option("--executor", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
+              help="Worker kind for --jobs: threads measured faster here; processes avoid the GIL.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, hidden=True,
+              help="Images per model call.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine. ray: Ray Data, on a local instance or a cluster (mnistkit[ray]).")
+@click.option("--address", default=None,
+              help="Ray cluster to join with --engine ray: auto, ray://HOST:10001, ... Default: a local instance.")
+@click.option("--num-actors", type=click.IntRange(min=1), default=None,
+              help="Ray actors, one model each (--engine ray). Default: one per CPU of the cluster.")
+@click.option("--cpus-per-actor", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
+              help="CPUs reserved by each Ray actor; below 1 leaves room for Ray's read tasks on small machines.")
+@click.option("--strict", is_flag=True,
+              help="Refuse a model that can be verified neither by its .json manifest nor by the "
+                   "metadata `mnistkit export` embeds in it.")
+def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: int, backend: str | None,
+             threads: int | None, as_json: bool, recursive: bool, output: Path | None, jsonl: bool,
+             resume: bool, jobs: int, executor: str, batch_size: int, engine: str, address: str | None,
+             num_actors: int | None, cpus_per_actor: float, strict: bool) -> None:
+    """Classify digit images (files, folders, globs) with an exported model.
+
+    Small jobs print a line per image. Big jobs stream: --output writes a JSON Lines or CSV record
+    per image as results arrive (memory stays flat), --jobs decodes in parallel, a progress bar
+    shows on a terminal, and Ctrl-C stops cleanly, keeping every finished record; --resume then
+    continues. Exit code 0: all classified, 1: some images failed (each is reported),
+    130: interrupted, 2: usage error.
 
     \b
     Examples:
       mnistkit classify digit.png
       mnistkit classify --model exports/lstm_int8.tflite --json scans/
+      mnistkit classify -r --jobs 2 --output results.jsonl scans/      (then --resume after Ctrl-C)
+      find scans -name '*.jpg' | mnistkit classify - --jsonl > results.jsonl
+      mnistkit classify --engine ray --address auto s3://bucket/scans --output results.jsonl
       python -m mnistkit.runtime digit.png
       mnistkit classify --samples          (the bundled sample photos)
     """
     if samples:
-        inputs = (*inputs, ASSETS / "samples")
+        inputs = (*inputs, str(ASSETS / "samples"))
     if not inputs:
         raise click.UsageError("give at least one IMAGE or DIR (or --samples for the bundled sample photos)")
+    if as_json and jsonl:
+        raise click.UsageError("--json and --jsonl are two output formats; pick one")
+    if resume and output is None:
+        raise click.UsageError("--resume continues an --output file; pass --output FILE too")
+    if inputs.count("-") > 1:
+        raise click.UsageError("'-' (paths on stdin) may be given once")
+    if engine == "ray":
+        from mnistkit.runtime.cli_ray import run_ray
 
-    start = time.perf_counter()
-    clf = click_guarded(_load, model, backend, threads)
-    load_ms = (time.perf_counter() - start) * 1e3
+        refused = [flag for flag, used in (("--resume", resume), ("--jobs", jobs != 1), ("--backend", backend),
+                                           ("--threads", threads), ("--strict", strict)) if used]
+        if refused:
+            raise click.UsageError(f"{', '.join(refused)} cannot be used with --engine ray "
+                                   "(Ray reads folders recursively; size the job with --num-actors and --cpus-per-actor)")
+        run_ray(inputs, model=model, top_k=top_k, output=output, address=address, num_actors=num_actors,
+                cpus_per_actor=cpus_per_actor, batch_size=batch_size, as_json=as_json, jsonl=jsonl)
+        return
+    if address is not None or num_actors is not None:
+        raise click.UsageError("--address and --num-actors need --engine ray")
+    jobs = jobs or (os.cpu_count() or 1)
+    big = bool(output or jsonl or resume or jobs > 1 or recursive or "-" in inputs)
 
-    records = [_classify_one(clf, item, error, top_k, as_json) for item, error in expand_inputs(inputs)]
-    failed = sum("error" in r for r in records)
-    ok = len(records) - failed
-    total_ms = sum(r.get("time_ms", 0.0) for r in records)
-    summary = {"images": len(records), "classified": ok, "failed": failed,
+    from mnistkit.runtime.bulk import BulkJob, stop_on_sigint
+    from mnistkit.runtime.progress import Progress
+    from mnistkit.runtime.sinks import RecordWriter, open_output
+    from mnistkit.runtime.sources import Census, iter_sources
+
+    writer = done = None
+    if output is not None:
+        try:
+            writer, done = open_output(output, resume=resume)
+        except MnistkitError as exc:
+            raise click.UsageError(str(exc)) from None
+    try:
+        clf, load_ms = click_guarded(_load, model, backend, threads, strict)
+        job = BulkJob(clf, top_k=top_k, jobs=jobs, executor=executor, batch_size=batch_size)
+    except BaseException:
+        if writer is not None:
+            writer.stream.close()
+            if not done:  # nothing was in it: leave no empty file behind
+                output.unlink(missing_ok=True)
+        raise
+
+    stdout = click.get_text_stream("stdout")
+    stderr = click.get_text_stream("stderr")
+    progress = Progress(stderr, enabled=_isatty(stderr) and (output is not None or not _isatty(stdout)))
+    if "-" not in inputs:
+        progress.count_in_background(lambda: iter_sources(inputs, recursive=recursive), len(done or ()))
+    out_jsonl = RecordWriter(stdout, "jsonl") if jsonl else None
+    json_doc = _JsonDoc(stdout) if as_json and output is None else None
+    totals = {"ms": 0.0}
+
+    def report_error(record: dict) -> None:
+        if as_json and output is None:
+            return
+        progress.write(f"error: {record['error']}") if progress.enabled else click.echo(
+            f"error: {record['error']}", err=True)
+
+    def emit(records: list[dict]) -> None:
+        totals["ms"] += sum(r.get("time_ms", 0.0) for r in records)
+        if writer is not None:
+            writer.write(records)
+        if out_jsonl is not None:
+            out_jsonl.write(records)
+        if json_doc is not None:
+            json_doc.write(records)
+        for r in records:
+            if "error" in r:
+                report_error(r)
+            elif writer is None and out_jsonl is None and json_doc is None:
+                click.echo(_fmt_line(r))
+
+    census = Census()
+    sources = iter_sources(inputs, recursive=recursive, stdin=click.get_text_stream("stdin"), census=census)
+    first = lambda: progress.write("stopping after the current batch (Ctrl-C again to abort)")  # noqa: E731
+    try:
+        with stop_on_sigint(job, first if progress.enabled else None):
+            stats = job.run(sources, emit, skip=done.__contains__ if done else None,
+                            progress=lambda s: progress.update(s.images, s.failed))
+    except BrokenPipeError:  # the reader of stdout went away (`... --jsonl | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        exit_failed()
+    finally:
+        progress.close()
+        if writer is not None:
+            writer.stream.close()
+
+    ok, failed = stats.classified, stats.failed
+    summary = {"images": stats.images, "classified": ok, "failed": failed,
                "model": str(clf.path), "backend": clf.backend, "load_ms": round(load_ms, 3),
-               "classify_ms": round(total_ms, 3),
-               "ms_per_image": round(total_ms / ok, 3) if ok else None}
-    if as_json:
-        click.echo(json.dumps({"results": records, "summary": summary}, indent=2))
+               "classify_ms": round(totals["ms"], 3),
+               "ms_per_image": round(totals["ms"] / ok, 3) if ok else None,
+               "images_per_s": round(stats.images_per_s, 1), "wall_s": round(stats.wall_s, 3),
+               "stages_s": {"decode": round(stats.decode_s, 3), "preprocess": round(stats.preprocess_s, 3),
+                            "model": round(stats.model_s, 3)},
+               "jobs": jobs, "skipped_done": stats.skipped, "skipped_not_images": census.not_images,
+               "unsearched_subfolders": census.subfolders, "interrupted": stats.interrupted}
+    if output is not None:
+        summary["output"] = str(output)
+    if json_doc is not None:
+        json_doc.close(summary)
+    elif as_json:
+        click.echo(json.dumps({"summary": summary}, indent=2))
     else:
         per = f" ({summary['ms_per_image']:.1f} ms/image)" if ok else ""
-        click.echo(f"classified {ok} of {len(records)} image(s) in {total_ms:.1f} ms{per} with "
-                   f"{clf.path.name} on {clf.backend} (model loaded in {load_ms:.1f} ms)"
-                   + (f"; {failed} failed" if failed else ""))
+        line = (f"classified {ok} of {stats.images} image(s) in {totals['ms']:.1f} ms{per} with "
+                f"{clf.path.name} on {clf.backend} (model loaded in {load_ms:.1f} ms)"
+                + (f"; {failed} failed" if failed else ""))
+        click.echo(line, err=jsonl)
+        if big:
+            click.echo(_stage_line(stats, jobs, census, output), err=jsonl)
+    if stats.interrupted:
+        click.echo(_resume_hint(stats, output), err=True)
+        click.get_current_context().exit(EXIT_INTERRUPTED)
     if failed:
         exit_failed()
 
 
-def _load(model: Path | None, backend: str | None, threads: int | None):
-    """Load and warm up the classifier (the first invoke starts delegates, which print)."""
+def _load(model: Path | None, backend: str | None, threads: int | None, strict: bool = False):
+    """Load and warm up the classifier (the first invoke starts delegates, which print); return
+    it and the load time in ms."""
     from mnistkit.runtime.classifier import Classifier
 
+    start = time.perf_counter()
     if model is None and not DEFAULT_MODEL.exists():
         raise ModelError(f"the bundled default model is missing ({DEFAULT_MODEL}); reinstall mnistkit or pass --model")
     with quiet_native_stderr():
-        clf = Classifier.load(resolve_model(model), backend=backend, threads=threads)
+        clf = Classifier.load(resolve_model(model), backend=backend, threads=threads,
+                              require_manifest=strict)
         clf.warm_up()
-    return clf
+    return clf, (time.perf_counter() - start) * 1e3
 
 
-def _classify_one(clf, item: Path, error: str | None, top_k: int, as_json: bool) -> dict:
-    """Classify one file; print its line (text mode) and return its JSON record."""
-    src = str(item)
-    t0 = time.perf_counter()
-    if error is None:
-        try:
-            pred = clf.classify(item, top_k=top_k)[0]
-        except MnistkitError as exc:
-            error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - one bad image must never stop the batch
-            error = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
-    ms = (time.perf_counter() - t0) * 1e3
-    if error is not None:
-        error = error if error.startswith(src) else f"{src}: {error}"
-        if not as_json:
-            click.echo(f"error: {error}", err=True)
-        return {"source": src, "error": error}
-    if not as_json:
-        click.echo(_fmt_line(src, pred, ms))
-    return {**pred.to_dict(), "source": src, "time_ms": round(ms, 3)}
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _JsonDoc:
+    """``{"results": [...], "summary": {...}}`` written record by record (flat memory, and an
+    interrupted run still ends with a complete document holding every finished record)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.first = True
+        stream.write('{\n  "results": [')
+
+    def write(self, records: list[dict]) -> None:
+        for r in records:
+            self.stream.write(("\n    " if self.first else ",\n    ") + json.dumps(r, allow_nan=False))
+            self.first = False
+        self.stream.flush()
+
+    def close(self, summary: dict) -> None:
+        self.stream.write(("" if self.first else "\n  ") + '],\n  "summary": '
+                          + json.dumps(summary, indent=2).replace("\n", "\n  ") + "\n}\n")
+        self.stream.flush()
+
+
+def _stage_line(stats, jobs: int, census, output: Path | None) -> str:
+    parts = [f"{stats.images_per_s:,.0f} images/s over {stats.wall_s:.1f} s with {jobs} job(s); "
+             f"stage time decode {stats.decode_s:.2f} s, preprocess {stats.preprocess_s:.2f} s, "
+             f"model {stats.model_s:.2f} s" + (" (decode/preprocess summed over workers)" if jobs > 1 else "")]
+    if stats.skipped:
+        parts.append(f"{stats.skipped:,} already in {output} (skipped)")
+    if census.not_images:
+        parts.append(f"{census.not_images:,} file(s) without an image suffix ignored")
+    if census.subfolders:
+        parts.append(f"{census.subfolders:,} subfolder(s) not searched (pass --recursive)")
+    if output is not None:
+        parts.append(f"records in {output}")
+    return "; ".join(parts)
+
+
+def _resume_hint(stats, output: Path | None) -> str:
+    import shlex
+    import sys
+
+    if output is None:
+        return (f"interrupted after {stats.images:,} image(s); every finished record was printed. "
+                "Use --output FILE to be able to resume a long job")
+    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    cmd = " ".join(shlex.quote(a) for a in ["mnistkit", *argv, "--resume"])
+    return (f"interrupted: {stats.images:,} finished record(s) kept in {output}. Resume with:\n  {cmd}")
 
 
 def main(argv: list[str] | None = None) -> None:

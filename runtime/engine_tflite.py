@@ -58,8 +58,7 @@ class TFLiteEngine(Engine):
         self._factory, self._name = factory, name
         self._no_delegates = not delegates_ok
         self._interp = self._build(self._no_delegates)
-        inp = self._interp.get_input_details()
-        out = self._interp.get_output_details()
+        inp, out = self._details()
         if len(inp) != 1 or len(out) != 1:
             raise ModelError(f"{name} has {len(inp)} inputs and {len(out)} outputs; expected 1 and 1")
         inp, out = inp[0], out[0]
@@ -82,6 +81,22 @@ class TFLiteEngine(Engine):
         self._allocate()
 
     # -- construction -------------------------------------------------------------------------
+    def _details(self) -> tuple[list, list]:
+        """Input and output tensor details; a damaged name or shape gives a ModelError."""
+        try:
+            inp, out = self._interp.get_input_details(), self._interp.get_output_details()
+            for d in (*inp, *out):  # touch what is used later: every field must decode
+                shape, sig = list(d["shape"]), list(d.get("shape_signature", d["shape"]))
+                np.dtype(d["dtype"])
+                if len(shape) != len(sig):  # (fuzzer find: an empty shape with a full signature)
+                    raise ValueError(f"tensor shape {shape} disagrees with its signature {sig}")
+        except (UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+            what = "a tensor name that is not UTF-8" if isinstance(exc, UnicodeDecodeError) \
+                else f"unreadable tensor details ({_first_line(exc)})"
+            raise ModelError(f"{self._name} is damaged: {what}; re-export it or check the file "
+                             "is complete") from None
+        return inp, out
+
     def _build(self, no_delegates: bool):
         try:
             return self._factory(no_delegates)
@@ -105,7 +120,7 @@ class TFLiteEngine(Engine):
                "built-in kernels", self.backend, self._name, _first_line(exc))
         self._no_delegates = True
         self._interp = self._build(True)
-        if self._batch != int(self._interp.get_input_details()[0]["shape"][0]):
+        if self._batch != int(self._details()[0][0]["shape"][0]):
             self._interp.resize_tensor_input(self._in_index, [self._batch, *self._layout])
         try:
             self._interp.allocate_tensors()
@@ -114,11 +129,16 @@ class TFLiteEngine(Engine):
 
     def _op_error(self, exc: Exception) -> ModelError:
         msg = _first_line(exc)
-        if "opcode" in str(exc) or "op for builtin" in str(exc):
+        if ("opcode" in str(exc) or "op for builtin" in str(exc)) and self.backend != "litert":
             hint = ("the model uses op versions newer than this interpreter knows; run it with "
                     "ai-edge-litert (pip install ai-edge-litert)"
                     + (" or export it in another mode (float32 / int8)"
                        if self.backend == "tflite-runtime" else ""))
+        elif "opcode" in str(exc) or "op for builtin" in str(exc):
+            # LiteRT is the newest interpreter: advice to install it would be wrong. The file asks
+            # for an op nobody ships (damaged), or one newer than this LiteRT release.
+            hint = ("the file asks for an op this LiteRT does not know: it is damaged or from a "
+                    "newer converter; re-export it, or upgrade ai-edge-litert")
         else:
             hint = "re-export the model"
         return ModelError(f"{self.backend} cannot run {self._name}: {msg}; {hint}")
@@ -172,8 +192,11 @@ class TFLiteEngine(Engine):
                 raise self._op_error(exc2) from None
         if self._dequantize is not None:
             y = self._dequantize(y)
-        if y.ndim != 2:
-            y = y.reshape(y.shape[0], 10)
+        if y.shape != (x.shape[0], 10):  # a damaged graph can compute another shape than it declares
+            if y.size != x.shape[0] * 10:
+                raise ModelError(f"{self._name} gave outputs of shape {y.shape} for {x.shape[0]} image(s), "
+                                 "not 10 scores each; the file is damaged: re-export it")
+            y = y.reshape(x.shape[0], 10)
         return y if y.dtype == _FLOAT32 else y.astype(np.float32)
 
     def _call(self, x: np.ndarray) -> np.ndarray:

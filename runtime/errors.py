@@ -46,3 +46,7 @@ class ImageError(MnistkitError):
 
 class ParityError(MnistkitError):
     """An exported model does not classify like its source."""
+
+
+class MissingExtraError(MnistkitError):
+    """A command needs an optional part of mnistkit (an extra) that is not installed."""

@@ -60,12 +60,13 @@ def read_gray(image: ImageInput) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return array_to_gray(image)
     if isinstance(image, (str, os.PathLike)):
+        from mnistkit.runtime.limits import MAX_IMAGE_BYTES
+        from mnistkit.runtime.safeio import open_regular
+
         path = Path(image)
-        if not path.exists():
-            raise ImageError(f"{path}: no such file; check the path")
-        if path.is_dir():
-            raise ImageError(f"{path} is a directory; pass an image file")
-        return _decode(lambda PIL: PIL.Image.open(path), str(path), owned=True)
+        # A regular file only, opened without blocking (a FIFO or device would hang the read).
+        with open_regular(path, what="an image file", limit=MAX_IMAGE_BYTES, error=ImageError) as f:
+            return _decode(lambda PIL: PIL.Image.open(f), str(path), owned=True)
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
         if not data:
@@ -81,9 +82,9 @@ def read_gray(image: ImageInput) -> np.ndarray:
 def array_to_gray(array: np.ndarray) -> np.ndarray:
     """Convert a numpy image to grayscale float32 (H, W) in [0, 1].
 
-    Integer arrays are scaled by their type (uint8 /255, uint16 /65535; other integer types by 255
-    or 65535 depending on their maximum); float arrays are taken as [0, 1] when their maximum is at
-    most 1, else as 0-255 (or 0-65535). A last axis of 2 or 4 is an alpha channel, composited on white
+    Pixel values follow ``mnistkit.runtime.pixels``: integers are 0-255 (uint16, or any value above
+    255: 0-65535); floats are [0, 1] when their maximum is at most 1, else 0-255 (or 0-65535); NaN,
+    inf, negative values and values above 65535 are refused. A last axis of 2 or 4 is an alpha channel, composited on white
     (on black instead when that shows the picture with at least twice the contrast: light ink).
 
     Raises:
@@ -99,26 +100,16 @@ def array_to_gray(array: np.ndarray) -> np.ndarray:
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageError(f"array of shape {a.shape} is empty; pass an image with pixels")
     _check_pixels(a.shape[1], a.shape[0], describe(a))
-    if a.dtype == bool:
-        f = a.astype(np.float32)
-    elif a.dtype.kind in "ui":
-        top = 255.0 if a.dtype == np.uint8 else 65535.0 if a.dtype == np.uint16 else None
-        if top is None:
-            if a.min() < 0:
-                raise ImageError("integer image has negative values; pass values in 0-255 or 0-65535")
-            top = 255.0 if a.max() <= 255 else 65535.0
-        f = a.astype(np.float32) / np.float32(top)  # divide, like training's x / 255
-    elif a.dtype.kind == "f":
-        f = a.astype(np.float32, copy=False)
-        if not np.isfinite(f).all():
-            raise ImageError("image array holds NaN or infinite values; pass finite pixel values")
-        lo, hi = float(f.min()), float(f.max())
-        if lo < 0:
-            raise ImageError("float image has negative values; pass values in [0, 1] or 0-255")
-        if hi > 1.0:
-            f = f * np.float32(1.0 / (255.0 if hi <= 255.0 else 65535.0))
-    else:
-        raise ImageError(f"array of dtype {a.dtype} is not an image; pass uint8, uint16 or float pixels")
+    from mnistkit.runtime import pixels
+    from mnistkit.runtime.errors import UsageError
+
+    try:
+        div = pixels.scale(a, who="image")  # the one pixel-value rule (NaN, negative, range)
+    except UsageError as exc:
+        raise ImageError(str(exc)) from None
+    f = a.astype(np.float32, copy=False)
+    if div != 1.0:
+        f = f / np.float32(div)  # divide, like training's x / 255
     f = np.clip(f, 0.0, 1.0)
     if f.ndim == 2:
         return np.ascontiguousarray(f, dtype=np.float32)

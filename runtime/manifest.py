@@ -14,20 +14,19 @@ def manifest_path(model: Path) -> Path:
     return model.with_name(model.name + ".json")
 
 
-def read_model(path: Path) -> bytes:
+def read_model(path: Path, limit: int | None = None) -> bytes:
     """Return the bytes of a model file.
 
+    Only a regular file is read (a FIFO, device or socket is refused without blocking), and only up
+    to ``limit`` bytes (default ``limits.max_model_bytes()``).
+
     Raises:
-        ModelError: missing, a directory, unreadable or empty.
+        ModelError: missing, a directory or other non-regular file, unreadable, too large or empty.
     """
-    if not path.exists():
-        raise ModelError(f"model file {path} does not exist; pass the path of a .tflite or .onnx file")
-    if path.is_dir():
-        raise ModelError(f"{path} is a directory; pass the path of a .tflite or .onnx file")
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read model file {path} ({exc.strerror}); check its permissions") from None
+    from mnistkit.runtime import limits, safeio
+
+    content = safeio.read_regular(path, what="a .tflite or .onnx model file", error=ModelError,
+                                  limit=limits.max_model_bytes() if limit is None else limit)
     if not content:
         raise ModelError(f"model file {path} is empty; re-export it")
     return content
@@ -39,12 +38,18 @@ def load_manifest(path: Path) -> dict | None:
     Raises:
         IntegrityError: the manifest exists but is not valid JSON.
     """
+    from mnistkit.runtime import safeio
+
     mpath = manifest_path(path)
-    if not mpath.is_file():
+    try:
+        if not mpath.is_file():
+            return None
+    except OSError:
         return None
     try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(safeio.read_regular(mpath, what="a JSON manifest", limit=16 * 2**20,
+                                              error=IntegrityError).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise IntegrityError(f"manifest {mpath} is unreadable ({exc}); re-export the model or "
                              "delete the manifest") from None
     if not isinstance(data, dict):

@@ -93,3 +93,51 @@ def _tensor(r: Reader, t, n_buffers: int) -> None:
 def _indices(values: list[int], n: int) -> None:
     if any(v < -1 or v >= n for v in values):
         raise FlatbufferError("a tensor index is out of range")
+
+
+#: Bytes per element of each TFLite TensorType (schema.fbs enum order); unknown types count 8.
+_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 1, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8,
+             13: 8, 14: 8, 15: 4, 16: 2, 17: 1, 18: 2}
+
+
+def declared_bytes(content: bytes, batch: int) -> int:
+    """Memory the interpreter would allocate for the model's non-constant tensors, in bytes.
+
+    Every tensor of every subgraph counts at its declared shape; tensors with a free batch
+    dimension (shape_signature[0] == -1) count ``batch`` times. Weights (tensors backed by a buffer
+    in the file) count nothing: the file size limit already bounds them. Call ``check_tflite``
+    first: this walk assumes a structurally sound file.
+    """
+    r = Reader(content)
+    model = r.root()
+    buffers = r.tables(model, 4)
+    constant = [bool(r.vector(b, 0, 1)[1] or r.ulong(b, 2)) for b in buffers]
+    total = 0
+    for sub in r.tables(model, 2):
+        for t in r.tables(sub, 0):
+            buf = r.uint(t, 2)
+            if buf < len(constant) and constant[buf]:
+                continue
+            shape, sig = r.ints(t, 0), r.ints(t, 7)
+            count = 1
+            for d in shape:
+                count *= max(d, 1)
+            at = r.field(t, 1)
+            itemsize = _ITEMSIZE.get(0 if at is None else r.buf[at], 8)
+            total += count * itemsize * (batch if sig and sig[0] == -1 else 1)
+    return total
+
+
+def check_memory(content: bytes, name: str, limit: int, batch: int) -> None:
+    """Refuse a model whose declared tensors need more than ``limit`` bytes at ``batch`` images.
+
+    Raises:
+        ModelError: structurally unsound (see ``check_tflite``) or over the limit.
+    """
+    check_tflite(content, name)
+    need = declared_bytes(content, batch)
+    if need > limit:
+        raise ModelError(
+            f"{name} declares tensors needing {need / 2**20:,.0f} MiB for a batch of {batch}, over the "
+            f"{limit / 2**20:,.0f} MiB limit (a damaged shape?); re-export it, or raise the limit "
+            "with MNISTKIT_MAX_MODEL_MEMORY_MB if the model is really this large")

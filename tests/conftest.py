@@ -12,6 +12,10 @@ SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 if "MNISTKIT_DATA" not in os.environ and SHARED_MNIST.is_dir():
     os.environ["MNISTKIT_DATA"] = str(SHARED_MNIST)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite loads hundreds of unverified test models; a child-process test run of each (the
+# runtime's default for unverifiable files, runtime/probe.py) would add minutes. Tests of the probe
+# itself pass probe=True.
+os.environ.setdefault("MNISTKIT_PROBE", "0")
 
 
 @pytest.fixture(scope="session")

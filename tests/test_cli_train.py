@@ -76,7 +76,7 @@ def test_ctrl_c_keeps_best_checkpoint(tmp_path):
     deadline = time.time() + 240
     for line in proc.stdout:
         lines.append(line)
-        if line.startswith("Epoch 3/") or time.time() > deadline:
+        if line.startswith("epoch 2/") or time.time() > deadline:
             break
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=120)
@@ -85,6 +85,11 @@ def test_ctrl_c_keeps_best_checkpoint(tmp_path):
     assert "Traceback" not in output
     assert (out / "model.keras").is_file() and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["interrupted"] is True
+
+
+def test_unknown_augmentation_is_refused(tmp_path):
+    assert_one_line_error(run("train", "mlp", "--augment", "heavy", "--out", str(tmp_path / "r")), 2, "'heavy' is not one of")
+    assert not (tmp_path / "r").exists()
 
 
 def test_unknown_model():

@@ -52,34 +52,3 @@ def test_fold_batch_reshapes_replaces_the_shape_chain_by_a_constant():
         np.testing.assert_array_equal(_run(folded, batch), _run(data, batch))
     np.testing.assert_allclose(_run(folded, x), model(x).numpy(), atol=1e-5)
     assert fold_batch_reshapes(folded) == (folded, 0)  # nothing left to fold
-
-
-@pytest.mark.parametrize("name", ["rnn", "lstm", "bilstm"])
-def test_loop_function_computes_the_keras_model(name):
-    """The hand-written WHILE graph (exported for full int8) equals the Keras model in float."""
-    import keras
-
-    from mnistkit.export.recurrent_loop import loop_function
-    from mnistkit.models import zoo
-
-    keras.utils.set_random_seed(1)
-    model = zoo.build(name)
-    rng = np.random.default_rng(0)
-    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
-    x = rng.random((7, 28, 28), np.float32)
-    np.testing.assert_allclose(loop_function(model)(x).numpy(), model(x).numpy(), atol=2e-6)
-    graph = loop_function(model).get_concrete_function().graph
-    assert any(op.type in ("While", "StatelessWhile") for op in graph.get_operations())
-
-
-def test_loop_function_refuses_other_layouts():
-    import keras
-
-    from mnistkit.export.recurrent_loop import loop_function
-    from mnistkit.runtime.errors import ExportError
-
-    inputs = keras.Input(shape=(28, 28))
-    relu_rnn = keras.layers.SimpleRNN(8, activation="relu")(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(relu_rnn))
-    with pytest.raises(ExportError, match="activation"):
-        loop_function(model)

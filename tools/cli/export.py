@@ -40,6 +40,9 @@ def export(source, fmt, quantize, calibration_samples, seed, out, force, data_di
     Exits 1 if any requested file could not be delivered.
     """
     from mnistkit.export import export as run_export
+    from mnistkit.models.extras import require_train_stack
+
+    require_train_stack("mnistkit export")
 
     err = lambda s: click.echo(s, err=True)  # noqa: E731
     outcomes = run_export(

@@ -81,3 +81,38 @@ def misclassified_grid(images: np.ndarray, y_true: np.ndarray, probs: np.ndarray
         ax.set_title(f"#{idx}\n{y_true[idx]}→{pred[idx]} ({probs[idx, pred[idx]]:.0%})", fontsize=7)
     fig.suptitle(title or f"misclassified test digits (true→predicted), {len(np.flatnonzero(pred != y_true))} in all", fontsize=9)
     return save_figure(fig, path)
+
+
+def flipped_gallery(images: np.ndarray, labels: np.ndarray, source_pred: np.ndarray, artifact_pred: np.ndarray,
+                    indices: list[int], path: str | Path, title: str = "", limit: int = 40) -> Path:
+    """Test digits whose label the exported file changed: true / Keras / exported label on each."""
+    plt = _pyplot()
+    shown = list(indices)[:limit]
+    cols = min(10, max(len(shown), 1))
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.55 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, shown):
+        ax.imshow(images[i], cmap="gray_r")
+        ax.set_title(f"#{i}\n{labels[i]} / {source_pred[i]} / {artifact_pred[i]}", fontsize=7)
+    if not shown:
+        axes.flat[0].text(0.5, 0.5, "no label flipped", ha="center", va="center")
+    fig.suptitle((title + "\n" if title else "") + "true / Keras / exported label", fontsize=9, y=1.04)
+    return save_figure(fig, path)
+
+
+def accuracy_grid(values: np.ndarray, rows: list[str], cols: list[str], path: str | Path, title: str = "") -> Path:
+    """Accuracy heatmap (rows x columns, values in [0, 1]) with the percentage in each cell."""
+    plt = _pyplot()
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.4, 0.36 * len(rows) + 1.4))
+    im = ax.imshow(values, cmap="RdYlGn", vmin=0.8, vmax=1.0, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{100 * values[i, j]:.1f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_title(title or "accuracy")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="accuracy (clipped at 80%)")
+    return save_figure(fig, path)

@@ -1,0 +1,147 @@
+"""Throughput and memory of ``mnistkit classify`` on a large folder: --jobs 1, --jobs N, --engine ray.
+
+    python -m mnistkit.tools.bench.bulk FOLDER [--small SUBFOLDER] [--runs jobs1,process2,thread2,ray]
+                                        [--rounds 1] [--json]
+
+Each run is a fresh ``mnistkit classify -r FOLDER --output tmp.jsonl --json`` process. Reported per
+run: images/s as the command measures it (model loaded, first image to last record), wall time of
+the whole process (start-up included), and the peak resident memory of the process tree (the main
+process plus its workers, sampled every 0.1 s with psutil). ``--small`` runs ``jobs1`` on a
+subfolder too, to compare peak memory at two input sizes (flat memory: the same peak). Rounds
+interleave the configurations so that a slow spell of a shared machine hits all of them.
+Every run's records are compared with the ``jobs1`` run's: labels must be identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RUNS = {
+    "jobs1": ["--jobs", "1"],
+    "process2": ["--jobs", "2", "--executor", "process"],
+    "thread2": ["--jobs", "2", "--executor", "thread"],
+    "ray": ["--engine", "ray"],
+}
+
+
+def run_once(folder: Path, args: list[str], out: Path) -> dict:
+    """Run one classify process; return its summary, wall time and peak tree RSS (MiB)."""
+    import psutil
+
+    cmd = [sys.executable, "-m", "mnistkit.runtime", "-r", str(folder), "--output", str(out), "--json", *args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [ps, *ps.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {stderr[-500:]}")
+    summary = json.loads(stdout)["summary"]
+    return {"images": summary["images"], "failed": summary["failed"],
+            "images_per_s": summary.get("images_per_s"), "wall_s": round(wall, 2),
+            "peak_rss_mib": round(peak / 2**20, 1)}
+
+
+def labels(path: Path) -> dict[str, int]:
+    """source -> label (-1 for a failed record) of an output file."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            out[r["source"]] = r.get("label", -1)
+    return out
+
+
+def to_markdown(doc: dict) -> str:
+    """The best run of each configuration as a Markdown table, with how it was measured."""
+    lines = [f"Measured by `python -m mnistkit.tools.bench.bulk FOLDER --small SUBFOLDER` on {doc['cpus']} CPU cores "
+             f"({doc['rounds']} round(s), best of each): images/s as `mnistkit classify` reports it (model loaded, "
+             "first image to last record), wall time of the whole process, peak RSS of the process tree "
+             "(main process + workers; for Ray, the local instance's processes too). "
+             "The machine was shared with other work while this ran: compare rows, not absolute figures.", "",
+             "| run | images | images/s | vs --jobs 1 | wall s | peak RSS MiB | labels = --jobs 1 |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name, b in doc["best"].items():
+        same = b.get("labels_identical_to_jobs1")
+        lines.append(f"| {name} | {b['images']:,} | {b['images_per_s']:.1f} | "
+                     f"{doc['speedup_vs_jobs1'].get(name, float('nan')):.2f}x | {b['wall_s']:.1f} | "
+                     f"{b['peak_rss_mib']:.1f} | {'-' if same is None else 'yes' if same else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--small", type=Path, default=None, help="a subfolder, for peak memory at a smaller size")
+    ap.add_argument("--runs", default="jobs1,process2,thread2,ray")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown (reports/bulk.md)")
+    ap.add_argument("--from-json", type=Path, default=None, help="re-render a saved --json result instead of measuring")
+    args = ap.parse_args(argv)
+    if args.from_json is not None:
+        doc = json.loads(args.from_json.read_text())
+        if args.markdown:
+            args.markdown.write_text(to_markdown(doc))
+        print(to_markdown(doc))
+        return 0
+    names = [n for n in args.runs.split(",") if n]
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        print(f"error: unknown run(s) {unknown}; choose from {', '.join(RUNS)}", file=sys.stderr)
+        return 2
+    results: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = None
+        for r in range(args.rounds):
+            for name in names:
+                out = Path(tmp) / f"{name}-{r}.jsonl"
+                res = run_once(args.folder, RUNS[name], out)
+                got = labels(out)
+                if reference is None and name == "jobs1":
+                    reference = got
+                res["labels_identical_to_jobs1"] = None if reference is None else got == reference
+                results.setdefault(name, []).append(res)
+                print(f"round {r + 1} {name:8s} {res}", file=sys.stderr, flush=True)
+                out.unlink()
+            if args.small is not None:
+                out = Path(tmp) / f"small-{r}.jsonl"
+                results.setdefault("jobs1_small", []).append(run_once(args.small, RUNS["jobs1"], out))
+                print(f"round {r + 1} small    {results['jobs1_small'][-1]}", file=sys.stderr, flush=True)
+                out.unlink()
+    best = {name: max(rs, key=lambda x: x["images_per_s"] or 0) for name, rs in results.items()}
+    base = best.get("jobs1", {}).get("images_per_s")
+    doc = {"folder": str(args.folder), "cpus": os.cpu_count(), "rounds": args.rounds, "best": best,
+           "speedup_vs_jobs1": {n: round(b["images_per_s"] / base, 2) for n, b in best.items()
+                                if base and b.get("images_per_s")},
+           "runs": results}
+    if args.markdown:
+        args.markdown.write_text(to_markdown(doc))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"{'run':12s} {'images':>7s} {'images/s':>9s} {'vs jobs1':>8s} {'wall s':>7s} {'peak RSS MiB':>12s}")
+        for name, b in best.items():
+            print(f"{name:12s} {b['images']:7d} {b['images_per_s']:9.1f} "
+                  f"{doc['speedup_vs_jobs1'].get(name, float('nan')):8.2f} {b['wall_s']:7.1f} {b['peak_rss_mib']:12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
