@@ -58,3 +58,34 @@ def test_exit_code_and_missing_files(tmp_path, capsys):
     assert main([str(before), str(after)]) == 1
     assert "1 missing" in capsys.readouterr().out
     assert main([str(before), str(tmp_path / "nowhere")]) == 2
+
+
+def _restamp(data: bytes, when: bytes) -> bytes:
+    """The same file exported at another time: new export time, digest recomputed."""
+    from mnistkit.runtime import embedded
+
+    out = bytearray(data)
+    key = out.find(b'"exported_at":"') + len(b'"exported_at":"')
+    out[key:key + len(when)] = when
+    _, at = embedded.locate(bytes(out))
+    out[at:at + 64] = embedded.digest(bytes(out), at).encode()
+    return bytes(out)
+
+
+def test_the_export_time_inside_a_file_does_not_count_but_its_weights_do(tmp_path):
+    from mnistkit.runtime import embedded
+    from mnistkit.runtime.cli import DEFAULT_MODEL
+    from mnistkit.tools.scripts.compare_exports import stable_sha256
+
+    data = DEFAULT_MODEL.read_bytes()
+    if embedded.locate(data) is None:
+        pytest.skip("the bundled model carries no embedded metadata")
+    a, b, c = tmp_path / "a.tflite", tmp_path / "b.tflite", tmp_path / "c.tflite"
+    a.write_bytes(data)
+    b.write_bytes(_restamp(data, b"1999-01-01T00:00:00"))
+    embedded.verify(b.read_bytes(), b)  # still a valid file
+    assert a.read_bytes() != b.read_bytes() and stable_sha256(a) == stable_sha256(b)
+    changed = bytearray(data)
+    changed[len(changed) // 3] ^= 0x01  # a weight byte, far from the metadata block
+    c.write_bytes(bytes(changed))
+    assert stable_sha256(a) != stable_sha256(c)

@@ -2,7 +2,8 @@
 
     python -m mnistkit.tools.scripts.compare_exports BEFORE_DIR AFTER_DIR [--parity reports/parity.json]
 
-Per exported file: byte-identical (sha256), or, for ONNX, equal up to tf2onnx's generated tensor
+Per exported file: byte-identical (sha256; the export time and content digest inside the embedded
+metadata block are masked, since they change with every run), or, for ONNX, equal up to tf2onnx's generated tensor
 names (the same operators with the same attributes and the same weight values; tf2onnx numbers its
 generated names per process, so two runs of the same code differ in those names and, by their
 length, in size). Per manifest: equal apart from the export time, conversion time, sha256 and size.
@@ -14,16 +15,34 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import json
 import sys
 from pathlib import Path
 
-from mnistkit.models.artifacts import sha256_file
 from mnistkit.runtime.errors import UsageError
 from mnistkit.runtime.guard import EXIT_FAILURE, script_guarded
 from mnistkit.runtime.manifest import manifest_path
 
 PARITY_KEYS = ("count", "artifact_accuracy", "source_accuracy", "agreement", "max_delta_p", "passed")
+
+
+def stable_sha256(path: Path) -> str:
+    """sha256 of a file with the run-dependent bytes of its embedded metadata (the export time and
+    the content digest, both fixed-length) masked; a plain sha256 when it has no such block."""
+    from mnistkit.runtime import embedded
+
+    data = bytearray(path.read_bytes())
+    found = embedded.locate(bytes(data), path.name)
+    if found is not None:
+        _, at = found
+        data[at:at + 64] = embedded.PLACEHOLDER
+        key = data.find(b'"exported_at":"', data.find(embedded.PREFIX))
+        if key >= 0:
+            start = key + len(b'"exported_at":"')
+            end = data.find(b'"', start)
+            data[start:end] = b"0" * (end - start)
+    return hashlib.sha256(data).hexdigest()
 
 
 def onnx_fingerprint(path: Path) -> tuple[collections.Counter, collections.Counter]:
@@ -64,7 +83,7 @@ def compare(before: Path, after: Path) -> dict[str, list[str]]:
             verdicts["missing"].append(name)
         elif stable_manifest(manifest_path(a)) != stable_manifest(manifest_path(b)):
             verdicts["differ"].append(name)
-        elif sha256_file(a) == sha256_file(b):
+        elif stable_sha256(a) == stable_sha256(b):
             verdicts["identical"].append(name)
         elif a.suffix == ".onnx" and onnx_fingerprint(a) == onnx_fingerprint(b):
             verdicts["same-onnx"].append(name)
