@@ -2,7 +2,7 @@
 operator census.
 
 Each format module (``export/tflite.py``, ``export/onnx.py``) exposes
-``convert(model, config) -> (bytes, calibration record)`` and ``describe(path) -> dict``;
+``convert(model, config) -> (bytes, calibration record)`` and ``inspect_file(path) -> dict`` (I/O tensors and op census);
 ``EXPORTERS`` maps a Format to its module, imported only when used (by the worker process, see
 ``export/worker.py``). MNIST is cached per process so a worker exporting many modes of one model
 loads it once (the Keras source is cached by ``mnistkit.models.source.load_keras``).

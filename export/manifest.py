@@ -39,7 +39,7 @@ def build(
         final_name: the file name it is published under.
         source: the Keras source model.
         config: the export config.
-        info: ``describe()`` output plus 'calibration' and 'graph' (from the worker).
+        info: ``inspect_file()`` output plus 'calibration' and 'graph' (from the worker).
         parity: parity figures of the file against the source.
         seconds: conversion wall time.
         notes: plain-language remarks (what stayed float and why, size surprises); the graph note

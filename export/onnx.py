@@ -4,7 +4,7 @@ LSTM and BiLSTM convert whole (one ONNX ``LSTM`` op); SimpleRNN converts through
 (tf2onnx's ``Loop`` breaks float16 and cannot be quantized). float16 keeps float32 input/output.
 dynamic is onnxruntime ``quantize_dynamic`` (int8 weights; LSTM becomes ``DynamicQuantizeLSTM``).
 int8 and int16x8 are static QDQ (calibrated on training images) with float32 input/output;
-onnxruntime's static quantizer leaves the ``LSTM`` op in float32, which ``describe`` reports.
+onnxruntime's static quantizer leaves the ``LSTM`` op in float32, which ``inspect_file`` reports.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _value_io(value, graph, consumers) -> dict[str, Any]:
     return out
 
 
-def describe(path: str | os.PathLike) -> dict[str, Any]:
+def inspect_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read an .onnx file: input/output dtypes (and QDQ parameters), operator census."""
     import onnx
 

@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -24,9 +24,9 @@ import numpy as np
 from mnistkit.export import manifest as manifest_mod
 from mnistkit.export import parity as parity_mod
 from mnistkit.export.base import census_note, check_out_dir, exporter
-from mnistkit.export.mode_rules import KNOWN_LIMITS, suggestion
+from mnistkit.export.mode_rules import KNOWN_LIMITS, suggestion, thresholds_for
 from mnistkit.export.modes import ALL_FORMATS, ExportConfig, Format, Mode, artifact_name, parse_format, parse_mode
-from mnistkit.export.worker import SOURCE_PROBS, Job, run_isolated
+from mnistkit.export.worker import SOURCE_PROBS, Job, JobResult, run_isolated
 from mnistkit.models.artifacts import write_bytes_atomic
 from mnistkit.models.source import SourceModel, resolve_source
 from mnistkit.runtime.errors import MnistkitError, OutputExistsError
@@ -116,7 +116,6 @@ def _embed_metadata(path: Path, source: SourceModel, job: Job, info: dict, resul
     import datetime as _dt
 
     from mnistkit.export import embed
-    from mnistkit.models.artifacts import write_bytes_atomic
 
     fields = embed.essentials({
         "model": source.name, "format": job.format.value, "mode": job.mode.value,
@@ -133,16 +132,16 @@ def _why_failed(source: SourceModel, job: Job, problem: str) -> str:
     return f"{why}; not written; {suggestion(source.name, job.format, job.mode)}"
 
 
-def _where_precision_went(source: SourceModel, job: Job, calibration_samples: int, seed: int,
-                          data_dir: str | None) -> str:
+def _where_precision_went(source: SourceModel, config: ExportConfig) -> str:
     """'; worst tensors: ...' for a quantized TFLite file that missed parity ('' when not applicable)."""
-    if job.format is not Format.TFLITE or job.mode in (Mode.NONE, Mode.FLOAT16):
+    if config.format is not Format.TFLITE or config.mode in (Mode.NONE, Mode.FLOAT16):
         return ""
     from mnistkit.export import diagnose
 
     try:  # the diagnosis rebuilds the graph (TensorFlow); it must never hide the parity verdict
-        rows = diagnose.layer_errors(str(source.path), job.format.value, job.mode.value, count=64,
-                                     calibration_samples=calibration_samples, seed=seed, data_dir=data_dir)
+        rows = diagnose.layer_errors(str(source.path), config.format.value, config.mode.value, count=64,
+                                     calibration_samples=config.calibration_samples, seed=config.seed,
+                                     data_dir=config.data_dir)
     except Exception:  # noqa: BLE001
         return ""
     return f"; {diagnose.worst_summary(rows)}; `mnistkit parity --layers` prints the table" if rows else ""
@@ -167,6 +166,21 @@ def expand(values: Iterable[str | Format | Mode], kind: type[Format] | type[Mode
     parse = parse_format if kind is Format else parse_mode
     wanted = {parse(v) for v in values}
     return [member for member in kind if member in wanted]
+
+
+@dataclass
+class _Run:
+    """What every step of one export call shares: the source, the settings, the parity images."""
+
+    source: SourceModel
+    out: Path
+    configs: dict[Job, ExportConfig]
+    overrides: dict[str, float | None] | None
+    x: np.ndarray
+    labels: np.ndarray
+    echo: Echo
+    src_probs: np.ndarray | None = None
+    float_sizes: dict[Format, int] = field(default_factory=dict)
 
 
 def export(
@@ -203,50 +217,111 @@ def export(
 
     source = resolve_source(source_arg)
     formats, modes = expand(formats, Format), expand(modes, Mode)
-    for f in formats:
-        for m in modes:
-            ExportConfig(f, m, calibration_samples, seed, data_dir)  # validates settings
+    configs = {Job(f, m): ExportConfig(f, m, calibration_samples, seed, data_dir) for f in formats for m in modes}
     out = Path(out_dir).expanduser()
     created = not out.exists()
     pairs = plan(source, formats, modes, out, force)
     out = check_out_dir(out)
     data = mnist(data_dir)
-    x, labels = to_float(data.x_test[:parity_limit]), data.y_test[:parity_limit]
+    run = _Run(source, out, configs, overrides,
+               to_float(data.x_test[:parity_limit]), data.y_test[:parity_limit], echo)
     staging = Path(tempfile.mkdtemp(prefix=".mnistkit-export-", dir=out))
-    targets = dict(pairs)
-    outcomes: list[Outcome] = []
-    sizes: dict[Format, int] = {}
-    src_probs = None
-    events = run_isolated(
-        source.path, [j for j, _ in pairs], staging, calibration_samples=calibration_samples, seed=seed,
-        data_dir=data_dir, parity_limit=parity_limit,
-    )
     try:
         progress(f"exporting {source.name} ({source.path}) to {len(pairs)} format/mode pair(s); "
-                 f"parity on {len(labels)} test images")
-        done = 0
-        for ev in events:
-            if ev.kind == "source":
-                src_probs = np.load(staging / SOURCE_PROBS)
-                continue
-            if ev.kind == "start":
-                progress(f"[{done + 1}/{len(pairs)}] converting {source.name} -> {ev.job.format.value} {ev.job.mode.value} ...")
-                continue
-            done += 1
-            res, job = ev.result, ev.job
-            target = targets[job]
-            if not res.ok:
-                outcomes.append(Outcome(job, target, False, _why_failed(source, job, res.error), res.seconds))
-                echo(f"{target.name}: FAIL {outcomes[-1].message}")
-                continue
-            outcomes.append(_check_and_publish(source, job, res, target, src_probs, x, labels, out, sizes,
-                                               overrides, calibration_samples, seed, data_dir, echo))
+                 f"parity on {len(run.labels)} test images")
+        return _convert_check_publish(run, pairs, staging, parity_limit, progress)
     finally:
-        events.close()  # stops a still-running child (Ctrl-C, or an error here)
         shutil.rmtree(staging, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
+
+
+def _convert_check_publish(run: _Run, pairs: list[tuple[Job, Path]], staging: Path, parity_limit: int | None,
+                           progress: Echo) -> list[Outcome]:
+    """Follow the child's events: keep the source's probabilities, then check and publish each file."""
+    if not pairs:
+        return []
+    targets = dict(pairs)
+    outcomes: list[Outcome] = []
+    settings = run.configs[pairs[0][0]]  # calibration and data settings are the same for every pair
+    events = run_isolated(
+        run.source.path, [j for j, _ in pairs], staging, calibration_samples=settings.calibration_samples,
+        seed=settings.seed, data_dir=settings.data_dir, parity_limit=parity_limit,
+    )
+    try:
+        for ev in events:
+            if ev.kind == "source":
+                run.src_probs = np.load(staging / SOURCE_PROBS)
+            elif ev.kind == "start":
+                progress(f"[{len(outcomes) + 1}/{len(pairs)}] converting {run.source.name} -> "
+                         f"{ev.job.format.value} {ev.job.mode.value} ...")
+            else:
+                outcomes.append(_check_and_publish(run, ev.result, targets[ev.job]))
+    finally:
+        events.close()  # stops a still-running child (Ctrl-C, or an error here)
     return outcomes
+
+
+def _check_and_publish(run: _Run, res: JobResult, target: Path) -> Outcome:
+    """One converted file: refuse it (conversion failed, runtime cannot run it, parity missed), or
+    embed its metadata, write its manifest and publish it."""
+    job = res.job
+    if not res.ok:
+        return _refuse(run, res, target, res.error)
+    try:
+        result = _parity(run, res, target)
+    except MnistkitError as exc:
+        return _refuse(run, res, target, f"the runtime cannot run the converted file ({exc})")
+    ratio = _size_ratio(run, job, res.file.stat().st_size)  # the model itself, before its ~0.5 KB metadata block
+    if result.passed:  # the file carries who it is and a digest of itself (no computation changes)
+        _embed_metadata(res.file, run.source, job, res.info, result)
+    result.size_bytes = res.file.stat().st_size
+    if "tflm" in res.info:  # the array a board flashes is the published file, metadata included
+        res.info["tflm"]["flash_bytes"] = result.size_bytes
+    run.echo(parity_mod.check_line(result, ratio) + _tflm_figures(res.info))
+    notes = _notes(job, res, ratio)
+    for note in notes:
+        run.echo(f"  note: {note}")
+    config = run.configs[job]
+    if not result.passed:
+        where = _where_precision_went(run.source, config)
+        return _refuse(run, res, target, "parity failed (" + "; ".join(result.failures) + ")" + where, result, ratio)
+    fmt_module = exporter(job.format)
+    parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier",
+                                 "backend": _parity_backend(job) or "default"}
+    data = manifest_mod.build(artifact=res.file, final_name=target.name, source=run.source, config=config,
+                              info=res.info, parity=parity, seconds=res.seconds, notes=notes)
+    companions = None
+    if hasattr(fmt_module, "companion_files"):
+        companions = fmt_module.companion_files(res.file, target.name, res.info, f"{run.source.path.name} ({run.source.name})")
+        data["companions"] = sorted(companions)
+    _publish(res.file, target, data, companions)
+    return Outcome(job, target, True, "exported", res.seconds, result, ratio)
+
+
+def _refuse(run: _Run, res: JobResult, target: Path, problem: str,
+            result: parity_mod.ParityResult | None = None, ratio: float | None = None) -> Outcome:
+    """The Outcome of a pair that is not written, its one-line reason echoed."""
+    message = _why_failed(run.source, res.job, problem)
+    run.echo(f"{target.name}: FAIL {message}")
+    return Outcome(res.job, target, False, message, res.seconds, result, ratio)
+
+
+def _parity(run: _Run, res: JobResult, target: Path) -> parity_mod.ParityResult:
+    """Run the staged file through the device runtime and compare it with the source.
+
+    Raises:
+        MnistkitError: the runtime cannot load or run the file.
+    """
+    art_probs = parity_mod.artifact_probabilities(res.file, run.x, backend=_parity_backend(res.job))
+    mode = res.job.mode.value
+    return parity_mod.compare(run.src_probs, art_probs, run.labels, artifact=target.name, mode=mode,
+                              thresholds=thresholds_for(mode, run.overrides))
+
+
+def _parity_backend(job: Job) -> str | None:
+    """The runtime backend a format is proven on (TFLM files on the TFLM interpreter), or None for the default."""
+    return getattr(exporter(job.format), "PARITY_BACKEND", None)
 
 
 def _tflm_figures(info: dict) -> str:
@@ -258,50 +333,20 @@ def _tflm_figures(info: dict) -> str:
             f"recommended  flash {t['flash_bytes'] / 1024:.1f} KB")
 
 
-def _check_and_publish(source, job, res, target, src_probs, x, labels, out, sizes, overrides,
-                       calibration_samples, seed, data_dir, echo) -> Outcome:
-    mode = job.mode.value
-    fmt_module = exporter(job.format)
-    backend = getattr(fmt_module, "PARITY_BACKEND", None)
-    try:
-        art_probs = parity_mod.artifact_probabilities(res.file, x, backend=backend)
-    except MnistkitError as exc:
-        msg = _why_failed(source, job, f"the runtime cannot run the converted file ({exc})")
-        echo(f"{target.name}: FAIL {msg}")
-        return Outcome(job, target, False, msg, res.seconds)
-    result = parity_mod.compare(src_probs, art_probs, labels, artifact=target.name, mode=mode,
-                                thresholds=parity_mod.thresholds_for(mode, overrides))
-    content_size = res.file.stat().st_size  # the model itself, before its ~0.5 KB metadata block
+def _size_ratio(run: _Run, job: Job, size: int) -> float | None:
+    """Size relative to the float32 file of the same format (this call's, or a matching one on disk)."""
     if job.mode is Mode.NONE:
-        sizes[job.format] = content_size
-    ref = _float_size(source, job.format, out, sizes)
-    ratio = round(content_size / ref, 3) if ref else None
-    if result.passed:  # the file carries who it is and a digest of itself (no computation changes)
-        _embed_metadata(res.file, source, job, res.info, result)
-    result.size_bytes = res.file.stat().st_size
-    if "tflm" in res.info:  # the array a board flashes is the published file, metadata included
-        res.info["tflm"]["flash_bytes"] = result.size_bytes
-    echo(parity_mod.check_line(result, ratio) + _tflm_figures(res.info))
+        run.float_sizes[job.format] = size
+    ref = _float_size(run.source, job.format, run.out, run.float_sizes)
+    return round(size / ref, 3) if ref else None
+
+
+def _notes(job: Job, res: JobResult, ratio: float | None) -> list[str]:
+    """Plain-language remarks for the manifest: weighted ops left in float32, a quantized file larger than float32."""
+    mode = job.mode.value
     notes = [n for n in [census_note(job.format, mode, res.info["ops"])] if n]
     if ratio and ratio > 1.0 and job.mode is not Mode.NONE:
         why = ("quantization parameters and nodes repeated per step of the unrolled graph outweigh the smaller "
                "weights" if res.info.get("graph") == "unrolled" else "quantization overhead outweighs the smaller weights")
         notes.append(f"this {mode} file is {ratio:.2f}x the size of the float32 one ({why})")
-    for note in notes:
-        echo(f"  note: {note}")
-    if not result.passed:
-        where = _where_precision_went(source, job, calibration_samples, seed, data_dir)
-        msg = _why_failed(source, job, "parity failed (" + "; ".join(result.failures) + ")" + where)
-        echo(f"{target.name}: FAIL {msg}")
-        return Outcome(job, target, False, msg, res.seconds, result, ratio)
-    config = ExportConfig(job.format, job.mode, calibration_samples, seed, data_dir)
-    parity = result.to_dict() | {"size_ratio_vs_float32": ratio, "runtime": "mnistkit.runtime.Classifier",
-                                 "backend": backend or "default"}
-    data = manifest_mod.build(artifact=res.file, final_name=target.name, source=source, config=config,
-                              info=res.info, parity=parity, seconds=res.seconds, notes=notes)
-    companions = None
-    if hasattr(fmt_module, "companion_files"):
-        companions = fmt_module.companion_files(res.file, target.name, res.info, f"{source.path.name} ({source.name})")
-        data["companions"] = sorted(companions)
-    _publish(res.file, target, data, companions)
-    return Outcome(job, target, True, "exported", res.seconds, result, ratio)
+    return notes

@@ -136,7 +136,7 @@ def _io(tensor, types: dict[int, str]) -> dict[str, Any]:
     return out
 
 
-def describe(path: str | os.PathLike) -> dict[str, Any]:
+def inspect_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a .tflite file: input/output dtypes and quantization, operator census (all subgraphs,
     so a WHILE loop's body counts).
 
@@ -145,68 +145,89 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
-    ops_names = _enum_names(schema.BuiltinOperator)
     types = _enum_names(schema.TensorType)
-
-    def opname(op) -> str:
-        code = model.operatorCodes[op.opcodeIndex]
-        return ops_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), str(code.builtinCode))
-
     all_ops, weighted = [], []
     weight_elems: dict[str, int] = {}
     for sg in model.subgraphs:
-        tensors = sg.tensors
-
-        def is_const(i: int) -> bool:
-            buf = model.buffers[tensors[i].buffer] if tensors[i].buffer < len(model.buffers) else None
-            return buf is not None and buf.data is not None and len(buf.data) > 0
-
-        def elems(i: int) -> int:
-            shape = tensors[i].shape
-            return int(np.prod(shape)) if shape is not None and len(shape) else 1
-
-        def is_kernel(i: int) -> bool:  # a weight matrix or conv kernel (not a bias or a shape)
-            shape = tensors[i].shape
-            return is_const(i) and shape is not None and len(shape) >= 2 and elems(i) >= _MIN_WEIGHT_ELEMS
-
-        def dtype(i: int) -> str:
-            return types[tensors[i].type].lower()
-
-        producer = {int(o): op for op in sg.operators for o in op.outputs}
+        graph = _Subgraph(model, sg, _enum_names(schema.BuiltinOperator), types)
         for op in sg.operators:
-            name = opname(op)
+            name = graph.op_name(op)
             all_ops.append(name)
-            ins = [int(i) for i in op.inputs if i >= 0]
-            weights = []
-            for i in ins:
-                src = producer.get(i)
-                if is_kernel(i):
-                    weights.append(dtype(i))
-                elif src is not None and opname(src) == "DEQUANTIZE" and src.inputs is not None:
-                    j = int(src.inputs[0])
-                    if is_kernel(j):
-                        weights.append(dtype(j))
-            if name in ("DEQUANTIZE", "QUANTIZE") or not weights:
-                continue
-            acts = [dtype(i) for i in ins if not is_const(i)]
-            if "int16" in acts:
-                prec = "int16x8"
-            elif "int8" in acts:
-                prec = "int8"
-            elif "int8" in weights:
-                prec = "int8-weights"
-            elif "float16" in weights:
-                prec = "float16"
-            else:
-                prec = "float32"
-            weighted.append((name, prec))
-        for t_i in range(len(tensors)):
-            if is_const(t_i) and elems(t_i) >= _MIN_WEIGHT_ELEMS:
-                weight_elems[dtype(t_i)] = weight_elems.get(dtype(t_i), 0) + elems(t_i)
+            precision = graph.weighted_precision(op)
+            if precision is not None:
+                weighted.append((name, precision))
+        for dtype, n in graph.weight_elements().items():
+            weight_elems[dtype] = weight_elems.get(dtype, 0) + n
     sg = model.subgraphs[0]
-    tensors = sg.tensors
     return {
-        "input": _io(tensors[sg.inputs[0]], types),
-        "output": _io(tensors[sg.outputs[0]], types),
+        "input": _io(sg.tensors[sg.inputs[0]], types),
+        "output": _io(sg.tensors[sg.outputs[0]], types),
         "ops": base.op_census(weighted, all_ops, weight_elems),
     }
+
+
+class _Subgraph:
+    """One subgraph of a parsed model (``schema.ModelT``), with the questions the census asks of it."""
+
+    def __init__(self, model, sg, op_names: dict[int, str], types: dict[int, str]) -> None:
+        self.model, self.tensors, self.op_names, self.types = model, sg.tensors, op_names, types
+        self.producer = {int(o): op for op in sg.operators for o in op.outputs}
+
+    def op_name(self, op) -> str:
+        """Builtin operator name of ``op``."""
+        code = self.model.operatorCodes[op.opcodeIndex]
+        return self.op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), str(code.builtinCode))
+
+    def is_const(self, i: int) -> bool:
+        """Whether tensor ``i`` holds data in the file (a weight, bias or shape)."""
+        buffers = self.model.buffers
+        buf = buffers[self.tensors[i].buffer] if self.tensors[i].buffer < len(buffers) else None
+        return buf is not None and buf.data is not None and len(buf.data) > 0
+
+    def elements(self, i: int) -> int:
+        """Number of elements of tensor ``i``."""
+        shape = self.tensors[i].shape
+        return int(np.prod(shape)) if shape is not None and len(shape) else 1
+
+    def is_kernel(self, i: int) -> bool:
+        """A weight matrix or conv kernel (not a bias or a shape)."""
+        shape = self.tensors[i].shape
+        return self.is_const(i) and shape is not None and len(shape) >= 2 and self.elements(i) >= _MIN_WEIGHT_ELEMS
+
+    def dtype(self, i: int) -> str:
+        """Stored type of tensor ``i``, e.g. "int8"."""
+        return self.types[self.tensors[i].type].lower()
+
+    def weight_dtypes(self, op) -> list[str]:
+        """Stored types of ``op``'s kernels, looking through a DEQUANTIZE that feeds one."""
+        out = []
+        for i in (int(i) for i in op.inputs if i >= 0):
+            src = self.producer.get(i)
+            if self.is_kernel(i):
+                out.append(self.dtype(i))
+            elif src is not None and self.op_name(src) == "DEQUANTIZE" and src.inputs is not None:
+                if self.is_kernel(int(src.inputs[0])):
+                    out.append(self.dtype(int(src.inputs[0])))
+        return out
+
+    def weighted_precision(self, op) -> str | None:
+        """Precision of an op that holds weights (see ``base.op_census``); None for other ops."""
+        weights = self.weight_dtypes(op)
+        if self.op_name(op) in ("DEQUANTIZE", "QUANTIZE") or not weights:
+            return None
+        acts = [self.dtype(int(i)) for i in op.inputs if i >= 0 and not self.is_const(int(i))]
+        if "int16" in acts:
+            return "int16x8"
+        if "int8" in acts:
+            return "int8"
+        if "int8" in weights:
+            return "int8-weights"
+        return "float16" if "float16" in weights else "float32"
+
+    def weight_elements(self) -> dict[str, int]:
+        """Constant weight elements per stored type (tensors of at least ``_MIN_WEIGHT_ELEMS`` values)."""
+        out: dict[str, int] = {}
+        for i in range(len(self.tensors)):
+            if self.is_const(i) and self.elements(i) >= _MIN_WEIGHT_ELEMS:
+                out[self.dtype(i)] = out.get(self.dtype(i), 0) + self.elements(i)
+        return out

@@ -2,10 +2,10 @@
 
 The flatbuffer is the TFLite exporter's full-int8 conversion (export/tflite.py, the same int8
 scheme: recurrent models as the TFLM variant of the looped graph of export/recurrent_int8.py) with
-the batch fixed to 1, since TFLM cannot resize tensors. It is refused, naming the operator, if it holds an operator TFLM
-has no kernel for (export/tflm_ops.py) or a tensor without a static shape. ``describe`` loads it in
-the TFLM interpreter (the reference kernels an MCU runs) to find the smallest tensor arena it
-prepares and runs with. After parity passes, the export pipeline publishes the ``companion_files``
+the batch fixed to 1, since TFLM cannot resize tensors. It is refused, naming the operator, if it holds
+an operator TFLM has no kernel for (export/tflm_ops.py) or a tensor without a static shape.
+``inspect_file`` loads it in the TFLM interpreter (the reference kernels an MCU runs) to find the
+smallest tensor arena it prepares and runs with. After parity passes, the export pipeline publishes the ``companion_files``
 beside it: ``<name>_model_data.h/.cc`` and ``<name>_op_resolver.h`` (export/c_source.py).
 """
 
@@ -167,9 +167,9 @@ def recommended_arena(minimum: int) -> int:
     return int(math.ceil(minimum * ARENA_MARGIN / 1024) * 1024)
 
 
-def describe(path: str | os.PathLike) -> dict[str, Any]:
+def inspect_file(path: str | os.PathLike) -> dict[str, Any]:
     """The TFLite description plus the TFLM facts: operators, resolver calls, arena and flash sizes."""
-    info = tflite.describe(path)
+    info = tflite.inspect_file(path)
     data = Path(path).read_bytes()
     arena = measure_arena(data)
     info["tflm"] = {
@@ -199,7 +199,7 @@ def companion_files(artifact: Path, final_name: str, info: dict[str, Any], sourc
     Args:
         artifact: the staged .tflite.
         final_name: the name it is published under (its stem names the C files and symbols).
-        info: ``describe()`` output.
+        info: ``inspect_file()`` output.
         source: where the model came from, for the files' comment.
     """
     stem = Path(final_name).stem

@@ -63,7 +63,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def describe_exit(code: int) -> str:
+def exit_reason(code: int) -> str:
     """Human name of a child's exit status, e.g. 'SIGSEGV' or 'exit code 3'."""
     if code < 0:
         try:
@@ -92,17 +92,48 @@ def run_isolated(
         Event('start', job) and Event('result', result=JobResult) per job.
     """
     pending = list(jobs)
-    need_probs = True
-    attempt = 0
+    settings = {"calibration_samples": calibration_samples, "seed": seed, "data_dir": data_dir,
+                "parity_limit": parity_limit}
+    attempt, need_probs = 0, True
     while pending:
         attempt += 1
-        events_path = staging / f"events-{attempt}.jsonl"
-        log_path = staging / f"child-{attempt}.log"
+        child = _Child.start(source, pending, staging, attempt, settings, need_probs)
+        try:
+            yield from _follow(child, pending, timeout_s)
+        finally:
+            child.stop()  # Ctrl-C or an error in the caller: never leave the child behind
+        need_probs = need_probs and not child.sent_probs
+        if not pending:
+            return
+        yield from _blame_the_crash(child, pending, timeout_s)
+
+
+@dataclass
+class _Child:
+    """One worker process and what it has reported so far."""
+
+    proc: subprocess.Popen
+    events: Path
+    log: Path
+    staging: Path
+    offset: int = 0
+    current: Job | None = None
+    started_any: bool = False
+    sent_probs: bool = False
+    timed_out: bool = False
+    code: int | None = None
+    started_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(cls, source: Path, pending: list[Job], staging: Path, attempt: int, settings: dict[str, Any],
+              need_probs: bool) -> _Child:
+        """Write the job spec and start ``python -m mnistkit.export.worker SPEC``."""
+        events_path, log_path = staging / f"events-{attempt}.jsonl", staging / f"child-{attempt}.log"
         spec = {
             "source": str(source), "jobs": [[j.format.value, j.mode.value] for j in pending],
-            "calibration_samples": calibration_samples, "seed": seed, "data_dir": data_dir,
-            "staging": str(staging), "events": str(events_path),
-            "parity_limit": parity_limit if need_probs else None, "source_probs": need_probs,
+            "calibration_samples": settings["calibration_samples"], "seed": settings["seed"],
+            "data_dir": settings["data_dir"], "staging": str(staging), "events": str(events_path),
+            "parity_limit": settings["parity_limit"] if need_probs else None, "source_probs": need_probs,
         }
         spec_path = staging / f"spec-{attempt}.json"
         spec_path.write_text(json.dumps(spec))
@@ -112,55 +143,66 @@ def run_isolated(
                 [sys.executable, "-X", "faulthandler", "-m", "mnistkit.export.worker", str(spec_path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
-        current: Job | None = None
-        started_any = timed_out = False
-        offset, last_progress, started_at = 0, time.monotonic(), time.monotonic()
-        try:
-            while True:
-                code = proc.poll()
-                lines, offset = _read_new(events_path, offset)
-                for rec in lines:
-                    last_progress = time.monotonic()
-                    ev = _event(rec, staging)
-                    if ev.kind == "source":
-                        need_probs = False
-                    elif ev.kind == "start":
-                        current, started_any, started_at = ev.job, True, time.monotonic()
-                    elif ev.kind == "result":
-                        pending.remove(ev.result.job)
-                        current = None
-                    elif ev.kind == "fatal":  # setup failed (unreadable model, missing data)
-                        for job in list(pending):
-                            pending.remove(job)
-                            yield Event("result", job, JobResult(job, error=ev.data["error"]))
-                        continue
-                    yield ev
-                if code is not None:
-                    break
-                if time.monotonic() - last_progress > timeout_s:
-                    proc.kill()
-                    code, timed_out = proc.wait(), True
-                    break
-                time.sleep(_POLL_S)
-        finally:
-            if proc.poll() is None:  # Ctrl-C or an error in the caller: never leave the child behind
-                proc.kill()
-                proc.wait()
-        if not pending:
+        return cls(proc, events_path, log_path, staging)
+
+    def new_events(self) -> list[Event]:
+        """Events the child wrote since the last call."""
+        lines, self.offset = _read_new(self.events, self.offset)
+        return [_event(rec, self.staging) for rec in lines]
+
+    def stop(self) -> None:
+        """Kill the child if it still runs."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _follow(child: _Child, pending: list[Job], timeout_s: float) -> Iterator[Event]:
+    """Yield the child's events until it exits (or stalls for ``timeout_s``); finished jobs leave ``pending``."""
+    last_progress = time.monotonic()
+    while True:
+        code = child.proc.poll()
+        for ev in child.new_events():
+            last_progress = time.monotonic()
+            if ev.kind == "source":
+                child.sent_probs = True
+            elif ev.kind == "start":
+                child.current, child.started_any, child.started_at = ev.job, True, time.monotonic()
+            elif ev.kind == "result":
+                pending.remove(ev.result.job)
+                child.current = None
+            elif ev.kind == "fatal":  # setup failed (unreadable model, missing data): every job fails with it
+                for job in list(pending):
+                    pending.remove(job)
+                    yield Event("result", job, JobResult(job, error=ev.data["error"]))
+                continue
+            yield ev
+        if code is not None:
+            child.code = code
             return
-        why = describe_exit(code)
-        victim = current if current is not None else (pending[0] if started_any else None)
-        if victim is None:  # died before any job started: retrying would die the same way
-            tail = _log_tail(log_path)
-            for job in list(pending):
-                pending.remove(job)
-                yield Event("result", job, JobResult(job, error=f"export worker died during setup ({why}){tail}"))
+        if time.monotonic() - last_progress > timeout_s:
+            child.proc.kill()
+            child.code, child.timed_out = child.proc.wait(), True
             return
-        pending.remove(victim)
-        crashed = f"made no progress for {timeout_s:.0f} s and was stopped" if timed_out else f"crashed with {why}"
-        yield Event("result", victim, JobResult(
-            victim, error=f"converter {crashed} (native crash, isolated in a child process)",
-            seconds=round(time.monotonic() - started_at, 2)))
+        time.sleep(_POLL_S)
+
+
+def _blame_the_crash(child: _Child, pending: list[Job], timeout_s: float) -> Iterator[Event]:
+    """The child died with jobs left: fail the job it was on (the rest go to a fresh child), or
+    every job when it died before starting any (a retry would die the same way)."""
+    why = exit_reason(child.code)
+    victim = child.current if child.current is not None else (pending[0] if child.started_any else None)
+    if victim is None:
+        tail = _log_tail(child.log)
+        for job in list(pending):
+            pending.remove(job)
+            yield Event("result", job, JobResult(job, error=f"export worker died during setup ({why}){tail}"))
+        return
+    pending.remove(victim)
+    crashed = f"made no progress for {timeout_s:.0f} s and was stopped" if child.timed_out else f"crashed with {why}"
+    yield Event("result", victim, JobResult(
+        victim, error=f"converter {crashed} (native crash, isolated in a child process)",
+        seconds=round(time.monotonic() - child.started_at, 2)))
 
 
 def _read_new(path: Path, offset: int) -> tuple[list[dict], int]:
@@ -241,7 +283,7 @@ def main(spec_path: str) -> int:
             blob, calibration = module.convert(model, config)
             name = artifact_name(model.name, config.format, config.mode)
             (staging / name).write_bytes(blob)
-            info = module.describe(staging / name)
+            info = module.inspect_file(staging / name)
             info["calibration"] = calibration
             info["graph"] = base.graph_kind(model.name, config.format, config.mode)
             errors = diagnose.manifest_errors(model, config)

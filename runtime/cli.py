@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from mnistkit.runtime.errors import MnistkitError, ModelError, UsageError
-from mnistkit.runtime.guard import EXIT_FAILURE, EXIT_INTERRUPTED, click_guarded
+from mnistkit.runtime.guard import EXIT_INTERRUPTED, click_guarded, exit_failed
 from mnistkit.runtime.sources import IMAGE_SUFFIXES  # noqa: F401 - importable from here as before
 
 ASSETS = Path(__file__).with_name("assets")
@@ -211,7 +211,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
                             progress=lambda s: progress.update(s.images, s.failed))
     except BrokenPipeError:  # the reader of stdout went away (`... --jsonl | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
-        click.get_current_context().exit(EXIT_FAILURE)
+        exit_failed()
     finally:
         progress.close()
         if writer is not None:
@@ -245,7 +245,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         click.echo(_resume_hint(stats, output), err=True)
         click.get_current_context().exit(EXIT_INTERRUPTED)
     if failed:
-        click.get_current_context().exit(EXIT_FAILURE)
+        exit_failed()
 
 
 def _load(model: Path | None, backend: str | None, threads: int | None, strict: bool = False):

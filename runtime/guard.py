@@ -9,7 +9,7 @@ nothing prints a traceback. It lives in the runtime so the device CLI can use it
 from __future__ import annotations
 
 import sys
-from typing import Callable, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 from mnistkit.runtime.errors import MnistkitError, UsageError
 
@@ -40,6 +40,12 @@ def click_guarded(callback: Callable[..., T], *args, **kwargs) -> T:
         raise click.UsageError(str(exc)) from None
     except MnistkitError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def exit_failed() -> NoReturn:
+    """End a command whose failures were already reported line by line (files not exported, images
+    not classified): exit code 1, nothing more printed."""
+    raise SystemExit(EXIT_FAILURE)
 
 
 def script_guarded(main: Callable[[], int | None]) -> int:

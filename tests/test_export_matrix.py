@@ -233,7 +233,7 @@ def test_library_export_api(sources, tmp_path, mnist):
     """mnistkit.export.export gives a Python caller the CLI's guarantees: isolated conversion, parity
     through the runtime, manifest, atomic publish; a refusal writes nothing."""
     from mnistkit.export import export
-    from mnistkit.export.onnx import describe
+    from mnistkit.export.onnx import inspect_file
     from mnistkit.models.data import to_float
     from mnistkit.runtime import Classifier
 
@@ -249,7 +249,7 @@ def test_library_export_api(sources, tmp_path, mnist):
     assert not (tmp_path / "mlp_none.onnx.json").exists()
     assert any(line.startswith("mlp_dynamic.onnx: acc") for line in lines)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp_dynamic.onnx", "mlp_dynamic.onnx.json"]
-    ops = describe(ok.target)["ops"]
+    ops = inspect_file(ok.target)["ops"]
     assert ops["weighted_by_precision"]["int8-weights"]["MatMulInteger"] == 3 and not ops["left_in_float32"]
     x, y = to_float(mnist.x_test[:500]), mnist.y_test[:500]
     src = parity.source_probabilities(sources["mlp"], x)

@@ -13,7 +13,7 @@ from mnistkit.export.base import calibration_indices, graph_kind
 from mnistkit.export.mode_rules import KNOWN_LIMITS, suggestion
 from mnistkit.export.modes import ExportConfig, Format, Mode, artifact_name, identify, parse_artifact_name
 from mnistkit.runtime.manifest import manifest_path
-from mnistkit.export.worker import describe_exit
+from mnistkit.export.worker import exit_reason
 from mnistkit.runtime.errors import UsageError
 
 
@@ -62,10 +62,10 @@ def test_graph_kind():
     assert graph_kind("cnn", Format.TFLITE) == "as-is"
 
 
-def test_describe_exit():
-    assert describe_exit(-signal.SIGSEGV) == "SIGSEGV"
-    assert describe_exit(-signal.SIGKILL) == "SIGKILL"
-    assert describe_exit(3) == "exit code 3"
+def test_exit_reason():
+    assert exit_reason(-signal.SIGSEGV) == "SIGSEGV"
+    assert exit_reason(-signal.SIGKILL) == "SIGKILL"
+    assert exit_reason(3) == "exit code 3"
 
 
 def test_file_names_read_back():

@@ -20,7 +20,7 @@ import pytest
 
 from _fixtures_runtime import rt_models  # noqa: F401
 from mnistkit.tools.pi.common import StepError
-from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
+from mnistkit.tools.pi.compare import artifact_mode, compare_runs, tolerance
 
 QEMU = shutil.which("qemu-aarch64-static")
 needs_qemu = pytest.mark.skipif(QEMU is None, reason="qemu-aarch64-static not found; install it with: "
@@ -38,11 +38,11 @@ def test_tolerance_per_kind_of_output():
 
 def test_compare_requires_same_labels_and_close_probabilities():
     ref = np.array([[0.9, 0.1] + [0.0] * 8, [0.2, 0.8] + [0.0] * 8], np.float32)
-    assert compare(ref, ref + 5e-6, "float", 1e-5).ok
-    far = compare(ref, ref + 2e-5, "float", 1e-5)
+    assert compare_runs(ref, ref + 5e-6, "float", 1e-5).ok
+    far = compare_runs(ref, ref + 2e-5, "float", 1e-5)
     assert not far.ok and far.label_mismatches == 0 and far.max_abs_diff == pytest.approx(2e-5, rel=1e-2)
     flipped = ref[:, [1, 0, 2, 3, 4, 5, 6, 7, 8, 9]]
-    res = compare(ref, flipped, "quantized", 1.0)  # within tolerance but labels differ
+    res = compare_runs(ref, flipped, "quantized", 1.0)  # within tolerance but labels differ
     assert not res.ok and not res.labels_ok and res.within_tolerance and res.label_mismatches == 2
 
 

@@ -148,6 +148,6 @@ def test_bench_script_runs(capsys):
         pytest.skip("no bundled default model")
     from mnistkit.tools.bench import runtime_overhead as bench_runtime
 
-    bench_runtime.main(["--skip", "a", "--calls", "20", "--rounds", "1"])
+    assert bench_runtime.main(["--skip", "a", "--calls", "20", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "Classifier.predict_proba" in out and "per-thread" in out and "lock" in out

@@ -8,6 +8,7 @@ installed, and never under CI (``CI=true``), where `.ci/run` installs it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -74,7 +75,8 @@ def test_draw_a_1_and_a_7_with_the_mouse(browser, server):
     page = browser.new_page(viewport={"width": 1100, "height": 760})
     page.goto(server.url)
     page.wait_for_function("document.getElementById('model').textContent.includes('on litert')")
-    assert "99.44% on MNIST test" in page.text_content("#model")
+    bundled = json.loads((ASSETS / "default.tflite.json").read_text())["parity"]["artifact_accuracy"]
+    assert f"{100 * bundled:.2f}% on MNIST test" in page.text_content("#model")
     box = page.locator("#pad").bounding_box()
 
     stroke(page, [(0.5, 0.15), (0.5, 0.85)], box)

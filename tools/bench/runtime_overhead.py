@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from mnistkit.runtime.cli import ASSETS, DEFAULT_MODEL
+from mnistkit.runtime.errors import MnistkitError
+from mnistkit.runtime.guard import script_guarded
 
 
 # -- (a) cold start --------------------------------------------------------------------------------
@@ -65,7 +67,8 @@ def run_once(argv: list[str]) -> tuple[float, float, float]:
         rss = after.ru_maxrss / 1024
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0,):
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-1500:]}")
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MnistkitError(f"{' '.join(argv)} failed (exit {proc.returncode}): {tail}")
     return wall, cpu, rss
 
 
@@ -206,8 +209,8 @@ def _sample_image(tmp: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments and print every figure."""
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and print every figure; returns the exit code."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, action="append",
                     help="model(s) to measure (default: the bundled model)")
@@ -218,6 +221,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--with-tf", action="store_true", help="also time `import tensorflow`")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: a,b,c")
     args = ap.parse_args(argv)
+    return script_guarded(lambda: _measure(args))
+
+
+def _measure(args: argparse.Namespace) -> None:
     models = args.model or [DEFAULT_MODEL]
     skip = set(args.skip.split(","))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
@@ -234,4 +241,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

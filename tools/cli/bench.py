@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from mnistkit.runtime.manifest import manifest_path
+
 
 def _batch_sizes(ctx, param, value: str) -> list[int]:
     try:
@@ -79,7 +81,7 @@ def _with_sources(files: list[Path], lib) -> list[Path]:
     """Prepend the Keras source of each artifact (from its manifest) when that file exists."""
     sources = []
     for path in files:
-        manifest = path.with_name(path.name + ".json")
+        manifest = manifest_path(path)
         if path.suffix == ".keras" or not manifest.is_file():
             continue
         try:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
+
+from mnistkit.runtime.guard import exit_failed
 
 from mnistkit.export.modes import FORMATS, MODES
 from mnistkit.tools.cli.parity import overrides, threshold_options
@@ -67,4 +68,4 @@ def export(ctx, source, fmt, quantize, calibration_samples, seed, out, force, da
     if failed:
         err(f"{len(failed)} of {len(outcomes)} combination(s) not delivered: "
             + ", ".join(o.target.name for o in failed))
-        sys.exit(1)
+        exit_failed()

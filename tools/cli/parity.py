@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
+
+from mnistkit.runtime.guard import exit_failed
 
 from mnistkit.export.modes import MODES
 
@@ -98,5 +99,5 @@ def parity(source, artifacts, limit, mode, as_json, report, force, backend, data
         click.echo(f"report written to {report}", err=True)
     if failed:
         click.echo(f"{len(failed)} of {len(results)} artifact(s) failed parity: {', '.join(r.artifact for r in failed)}", err=True)
-        sys.exit(1)
+        exit_failed()
     click.echo(f"all {len(results)} artifact(s) pass parity. Next: mnistkit bench {' '.join(str(a) for a in artifacts)}", err=True)

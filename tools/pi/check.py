@@ -22,7 +22,7 @@ import numpy as np
 from mnistkit.runtime.cli import DEFAULT_MODEL, quiet_native_stderr
 from mnistkit.tools.pi import sysroot, wheels
 from mnistkit.tools.pi.common import Stamp, StepError, cache_dir, checkout_root, log
-from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
+from mnistkit.tools.pi.compare import artifact_mode, compare_runs, tolerance
 from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
 from mnistkit.tools.pi.targets import Target, host, probe_cli
 
@@ -126,7 +126,7 @@ def check_artifact(artifact: Path, folders: list[Path], x86: Target, arm: Target
     if not common:
         res.problems.append("no image classified on both machines")
         return res
-    par = compare(np.array([ref[k]["probabilities"] for k in common]),
+    par = compare_runs(np.array([ref[k]["probabilities"] for k in common]),
                   np.array([got[k]["probabilities"] for k in common]), res.kind, res.atol)
     labels_differ = sum(ref[k]["label"] != got[k]["label"] for k in common)
     res.label_mismatches = max(par.label_mismatches, labels_differ)

@@ -78,7 +78,7 @@ class Parity:
         return f"{same}/{self.images} labels, max|dp| {self.max_abs_diff:.1e} {sign} {self.atol:.0e}"
 
 
-def compare(reference: np.ndarray, other: np.ndarray, kind: str, atol: float) -> Parity:
+def compare_runs(reference: np.ndarray, other: np.ndarray, kind: str, atol: float) -> Parity:
     """Compare two (N, 10) probability arrays: labels must match exactly, values within ``atol``."""
     reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
     if reference.shape != other.shape:

@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from mnistkit.export.modes import parse_artifact_name
+from mnistkit.runtime.manifest import manifest_path
 from mnistkit.tools.pi import sysroot, tflrt, wheels
 from mnistkit.tools.pi.common import checkout_root, log
 from mnistkit.tools.pi.inputs import find_artifacts, mnist_images
-from mnistkit.tools.pi.compare import artifact_mode, compare, tolerance
+from mnistkit.tools.pi.compare import artifact_mode, compare_runs, tolerance
 from mnistkit.tools.pi.targets import Target, host, probe_predict
 
 
@@ -87,7 +88,7 @@ def keras_labels(source: Path, images: Path, out: Path) -> np.ndarray | None:
 
 def _source_of(artifact: Path) -> Path | None:
     try:
-        manifest = json.loads(Path(f"{artifact}.json").read_text())
+        manifest = json.loads(manifest_path(artifact).read_text())
         file = Path(manifest["source"]["file"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -135,7 +136,7 @@ def _row(art: Path, cols: list[Runtime], raw: dict[str, dict[str, dict]], y: np.
             if keras_y is not None:
                 cell["agreement_with_keras"] = float((proba.argmax(1) == keras_y).mean())
             if ref_p is not None:
-                cell["parity"] = compare(ref_p, proba, kind, atol).to_dict()
+                cell["parity"] = compare_runs(ref_p, proba, kind, atol).to_dict()
         # the matrix's parity is about labels; probabilities beyond the tolerance are shown, not failed
         cell["parity_ok"] = bool(cell.get("parity", {}).get("labels_ok"))
         row["cells"][col.key] = cell

@@ -18,6 +18,7 @@ from pathlib import Path
 from mnistkit.models.artifacts import sha256_file, write_bytes_atomic, write_json_atomic
 from mnistkit.runtime.cli import ASSETS
 from mnistkit.runtime.errors import IntegrityError
+from mnistkit.runtime.manifest import manifest_path
 
 
 def bundle(artifact: Path, assets: Path = ASSETS) -> Path:
@@ -25,7 +26,7 @@ def bundle(artifact: Path, assets: Path = ASSETS) -> Path:
     from mnistkit.export import embed
     from mnistkit.runtime import embedded
 
-    manifest = json.loads(artifact.with_name(artifact.name + ".json").read_text())
+    manifest = json.loads(manifest_path(artifact).read_text())
     if sha256_file(artifact) != manifest["artifact"]["sha256"]:
         raise IntegrityError(f"{artifact} does not match its manifest; re-export it")
     data = artifact.read_bytes()
@@ -37,7 +38,7 @@ def bundle(artifact: Path, assets: Path = ASSETS) -> Path:
     manifest["artifact"].update(file=target.name, sha256=hashlib.sha256(data).hexdigest(),
                                 size_bytes=len(data))
     manifest["bundled_from"] = artifact.name
-    write_json_atomic(assets / "default.tflite.json", manifest)
+    write_json_atomic(manifest_path(target), manifest)
     return target
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from mnistkit.models.artifacts import atomic_dir, atomic_path, sha256_file, tool_versions, write_json_atomic
 from mnistkit.models.source import RUN_MODEL
+from mnistkit.runtime.manifest import manifest_path
 
 VERSION_PACKAGES = ("mnistkit", "tensorflow-cpu", "tensorflow", "keras", "numpy")
 
@@ -45,7 +46,7 @@ def write_run(result, mnist, out: str | Path, force: bool = False) -> Path:
     metrics.update({"model": name, "best_epoch": result.best_epoch, "interrupted": result.interrupted})
     with atomic_dir(out, force=force) as tmp:
         result.model.save(tmp / RUN_MODEL)
-        write_json_atomic(tmp / f"{RUN_MODEL}.json", model_manifest(result, mnist, metrics, sha256_file(tmp / RUN_MODEL)))
+        write_json_atomic(manifest_path(tmp / RUN_MODEL), model_manifest(result, mnist, metrics, sha256_file(tmp / RUN_MODEL)))
         write_json_atomic(tmp / "history.json", result.history)
         write_json_atomic(tmp / "metrics.json", metrics)
         plots.training_curves(result.history, tmp / "training_curves.png", f"{name}: training curves")
@@ -60,11 +61,11 @@ def publish(run_dir: str | Path, dest: str | Path) -> Path:
     import json
 
     run_dir, dest = Path(run_dir), Path(dest)
-    manifest = json.loads((run_dir / f"{RUN_MODEL}.json").read_text())
+    manifest = json.loads(manifest_path(run_dir / RUN_MODEL).read_text())
     name = manifest["model"]
     target = dest / f"{name}.keras"
     with atomic_path(target) as tmp:
         shutil.copyfile(run_dir / RUN_MODEL, tmp)
     manifest["artifact"]["file"] = target.name
-    write_json_atomic(dest / f"{name}.keras.json", manifest)
+    write_json_atomic(manifest_path(target), manifest)
     return target
