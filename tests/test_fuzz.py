@@ -66,3 +66,16 @@ def test_harness_counts_crashes_hangs_and_memory_and_finishes_the_batch(tmp_path
     assert result.children == 4  # a fresh child after each of the three, the rest still run
     assert {e["outcome"]: e["seed"] for e in result.examples} == {"signal": 1, "hang": 2, "memory": 3}
     assert "SIGSEGV" in next(e["detail"] for e in result.examples if e["outcome"] == "signal")
+
+
+def test_a_large_parent_does_not_count_as_the_workers_memory():
+    # Linux keeps ru_maxrss across fork/exec: from a pytest process holding TensorFlow (~1.7 GB)
+    # every case used to count as over the cap and restart its worker.
+    import numpy as np
+
+    ballast = np.ones((640, 1024, 1024), np.uint8)  # 640 MB resident in this process
+    bases = harness.default_bases()
+    cases = harness.make_cases("image", bases["image"], 40, 0)
+    data = harness.run(cases, timeout_s=60, rss_cap_mb=512).to_dict()
+    assert ballast.sum() == ballast.size  # keeps it resident until the run is over
+    assert data["failures"] == 0 and data["peak_rss_mb"] < 512, data

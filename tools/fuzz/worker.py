@@ -88,6 +88,23 @@ def _classifier():
     return _CLF
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB.
+
+    Linux keeps ``ru_maxrss`` across fork and exec, so a worker started by a large parent (a pytest
+    process holding TensorFlow, ~1.7 GB) would inherit the parent's peak; ``VmHWM`` belongs to this
+    process's own address space. ``ru_maxrss`` is the fallback where /proc is missing.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> int:
     bases = {name: Path(name).read_bytes() for name in json.loads(sys.argv[1])}
     cap_mb = float(sys.argv[2])
@@ -103,7 +120,7 @@ def main() -> int:
             out.flush()
             t0 = time.perf_counter()
             outcome, detail = run_case(case, bases, Path(tmp))
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss = peak_rss_mb()
             if rss > cap_mb and outcome != "memory":
                 outcome, detail = "memory", f"peak RSS {rss:.0f} MB over the {cap_mb:.0f} MB cap ({outcome})"
             out.write(json.dumps({"id": case["id"], "outcome": outcome, "detail": detail,
