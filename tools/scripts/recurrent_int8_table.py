@@ -74,9 +74,23 @@ def main(out: Path, as_json: bool) -> None:
     click.echo("| model (train flags) | Keras accuracy | int8 TFLite | agreement | size vs float32 | result |")
     click.echo("|---|---|---|---|---|---|")
     for r in rows:
-        delta = (r["int8_accuracy"] - r["keras_accuracy"]) * 100
-        click.echo(f"| {r['model']} `{r['train']}` | {r['keras_accuracy']:.2%} | {r['int8_accuracy']:.2%} "
-                   f"({delta:+.2f} pp) | {r['agreement']:.2%} | {r['size_ratio']:.2f}x | {r['result']} |")
+        click.echo(f"| {r['model']} `{r['train']}` | {_pct(r['keras_accuracy'])} | {_pct(r['int8_accuracy'])}"
+                   f"{_delta(r)} | {_pct(r['agreement'])} | {_ratio(r['size_ratio'])} | {r['result']} |")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _delta(row: dict) -> str:
+    if row["int8_accuracy"] is None or row["keras_accuracy"] is None:
+        return ""
+    return f" ({(row['int8_accuracy'] - row['keras_accuracy']) * 100:+.2f} pp)"
+
+
+def _ratio(value: float | None) -> str:
+    # Each row exports int8 alone, so there is a float32 file to compare with only when one is already beside it.
+    return "-" if value is None else f"{value:.2f}x"
 
 
 if __name__ == "__main__":
