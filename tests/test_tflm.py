@@ -350,7 +350,8 @@ def test_tflm_backend_classifies_like_litert(tflm_exports, mnist):
     assert (micro.predict_proba(x).argmax(1) == litert.predict_proba(x).argmax(1)).mean() >= 0.99
     assert np.array_equal(micro.predict_proba(mnist.x_test[:20]), micro.predict_proba(x[:20]))  # uint8 input
     source = Path(json.loads(path.with_name(path.name + ".json").read_text())["source"]["file"])
-    res = CliRunner().invoke(cli, ["parity", str(source), str(path), "--backend", "tflm", "--limit", "300"])
+    # 2,000 images, as the export itself: on 300 a single flipped digit is 0.33 pp, over the 0.2 pp threshold
+    res = CliRunner().invoke(cli, ["parity", str(source), str(path), "--backend", "tflm", "--limit", "2000"])
     assert res.exit_code == 0, res.output
     assert "(tflm)" in res.output and "PASS" in res.output
     res = CliRunner().invoke(cli, ["classify", "--model", str(path), "--backend", "tflm", "--samples", "--json"])
