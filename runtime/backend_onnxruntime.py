@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistkit.runtime.engine import Engine, check_io, fixed_batch
-from mnistkit.runtime.errors import ModelError
+from mnistkit.runtime.errors import ModelError, first_line
 from mnistkit.runtime.quant import PIXEL_LEVELS
 
 NAME = "onnxruntime"
@@ -30,7 +30,7 @@ class OnnxEngine(Engine):
             self._sess = ort.InferenceSession(content, sess_options=opts,
                                               providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-            line = _first_line(exc)
+            line = first_line(exc)
             raise ModelError(f"{name} is not a valid ONNX model ({line}); "
                              "re-export it or check the file is complete") from None
         try:  # a damaged name or dim_param fails to decode here (UnicodeDecodeError)
@@ -38,7 +38,7 @@ class OnnxEngine(Engine):
             io = [(a.name, a.type, list(a.shape)) for a in (*inputs[:1], *outputs[:1])]
         except (UnicodeDecodeError, RuntimeError, ValueError, TypeError) as exc:
             what = "a name that is not UTF-8" if isinstance(exc, UnicodeDecodeError) \
-                else f"unreadable input/output details ({_first_line(exc)})"
+                else f"unreadable input/output details ({first_line(exc)})"
             raise ModelError(f"{name} is damaged: {what}; re-export it or check the file is "
                              "complete") from None
         if len(inputs) != 1 or len(outputs) < 1:
@@ -62,7 +62,7 @@ class OnnxEngine(Engine):
         try:
             y = np.asarray(self._sess.run([self._out_name], feed)[0])
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types (Fail, InvalidArgument, ...)
-            raise ModelError(f"{self._name} failed at run time ({_first_line(exc)}); the file is damaged "
+            raise ModelError(f"{self._name} failed at run time ({first_line(exc)}); the file is damaged "
                              "or not an mnistkit export: re-export it") from None
         if y.size != x.shape[0] * 10:  # a damaged graph can compute another shape than it declares
             raise ModelError(f"{self._name} gave outputs of shape {y.shape} for {x.shape[0]} image(s), "
@@ -75,11 +75,6 @@ class OnnxEngine(Engine):
     def describe(self) -> dict:
         return {"backend": NAME, "input_dtype": "float32", "output_type": self._out_type,
                 "fixed_batch": self._fixed}
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _pad(x: np.ndarray, size: int) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistkit.runtime.engine import Engine, check_io
-from mnistkit.runtime.errors import ModelError
+from mnistkit.runtime.engine import Engine, check_io, io_description
+from mnistkit.runtime.errors import ModelError, first_line
 from mnistkit.runtime.quant import Dequantizer, PixelConverter, Quantizer
 
 NAME = "tflm"
@@ -39,11 +39,6 @@ def _qparams(detail: dict) -> tuple[float, int] | None:
     if scales is None or not len(scales):
         raise ModelError(f"the model's {dtype.name} input/output has no quantization parameters; re-export it")
     return float(scales[0]), int(zeros[0]) if zeros is not None and len(zeros) else 0
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _operators(content: bytes) -> set[str]:
@@ -92,7 +87,7 @@ class TFLMEngine(Engine):
                 if arena is None and size < _MAX_ARENA and "allocate" in str(exc):
                     size *= 2
                     continue
-                raise ModelError(f"tflm cannot run {self._name}: {_first_line(exc)}; export it with "
+                raise ModelError(f"tflm cannot run {self._name}: {first_line(exc)}; export it with "
                                  "`mnistkit export SOURCE --format tflm`") from None
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -110,7 +105,7 @@ class TFLMEngine(Engine):
             try:
                 interp.invoke()
             except RuntimeError as exc:
-                raise ModelError(f"tflm failed to run {self._name}: {_first_line(exc)}") from None
+                raise ModelError(f"tflm failed to run {self._name}: {first_line(exc)}") from None
             y = interp.get_output(0).reshape(10)
             out[i] = self._dequantize(y) if self._dequantize is not None else y
         return out
@@ -119,12 +114,7 @@ class TFLMEngine(Engine):
         return TFLMEngine(self._content, name=self._name, arena=self.arena)
 
     def describe(self) -> dict:
-        return {
-            "backend": self.backend,
-            "input_dtype": self._in_dtype.name,
-            "output_dtype": self._out_dtype.name,
-            "input_quantization": None if self._in_q is None else [float(v) for v in self._in_q],
-            "output_quantization": None if self._out_q is None else [float(v) for v in self._out_q],
+        return io_description(self.backend, self._in_dtype, self._out_dtype, self._in_q, self._out_q) | {
             "arena_bytes": self.arena,
             "stateful": self._stateful,
             "fixed_batch": 1,

@@ -61,6 +61,17 @@ def fixed_batch(dim0) -> int | None:
     return None
 
 
+def io_description(backend: str, in_dtype: np.dtype, out_dtype: np.dtype, in_q, out_q) -> dict:
+    """The part of ``Engine.describe()`` every TFLite-file engine shares: backend, dtypes, quantization."""
+    return {
+        "backend": backend,
+        "input_dtype": in_dtype.name,
+        "output_dtype": out_dtype.name,
+        "input_quantization": None if in_q is None else [float(v) for v in in_q],
+        "output_quantization": None if out_q is None else [float(v) for v in out_q],
+    }
+
+
 class Engine(ABC):
     """One loaded model on one backend. Not thread-safe: callers serialize ``run``."""
 

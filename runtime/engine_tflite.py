@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mnistkit.runtime.engine import Engine, check_io, fixed_batch
-from mnistkit.runtime.errors import ModelError
+from mnistkit.runtime.engine import Engine, check_io, fixed_batch, io_description
+from mnistkit.runtime.errors import ModelError, first_line
 from mnistkit.runtime.quant import Dequantizer, PixelConverter, Quantizer, qparams
 
 LOGGER = "mnistkit.runtime"
@@ -92,7 +92,7 @@ class TFLiteEngine(Engine):
                     raise ValueError(f"tensor shape {shape} disagrees with its signature {sig}")
         except (UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
             what = "a tensor name that is not UTF-8" if isinstance(exc, UnicodeDecodeError) \
-                else f"unreadable tensor details ({_first_line(exc)})"
+                else f"unreadable tensor details ({first_line(exc)})"
             raise ModelError(f"{self._name} is damaged: {what}; re-export it or check the file "
                              "is complete") from None
         return inp, out
@@ -103,7 +103,7 @@ class TFLiteEngine(Engine):
         except (ValueError, RuntimeError, TypeError) as exc:
             if "opcode" in str(exc):  # a valid model with ops this interpreter is too old for
                 raise self._op_error(exc) from None
-            raise ModelError(f"{self._name} is not a valid TFLite model ({_first_line(exc)}); "
+            raise ModelError(f"{self._name} is not a valid TFLite model ({first_line(exc)}); "
                              "re-export it or check the file is complete") from None
 
     def _allocate(self) -> None:
@@ -117,7 +117,7 @@ class TFLiteEngine(Engine):
         if self._no_delegates:
             raise self._op_error(exc) from None
         _debug("%s: the default delegate (XNNPACK) refused %s (%s); falling back to the "
-               "built-in kernels", self.backend, self._name, _first_line(exc))
+               "built-in kernels", self.backend, self._name, first_line(exc))
         self._no_delegates = True
         self._interp = self._build(True)
         if self._batch != int(self._details()[0][0]["shape"][0]):
@@ -128,7 +128,7 @@ class TFLiteEngine(Engine):
             raise self._op_error(exc2) from None
 
     def _op_error(self, exc: Exception) -> ModelError:
-        msg = _first_line(exc)
+        msg = first_line(exc)
         if ("opcode" in str(exc) or "op for builtin" in str(exc)) and self.backend != "litert":
             hint = ("the model uses op versions newer than this interpreter knows; run it with "
                     "ai-edge-litert (pip install ai-edge-litert)"
@@ -149,7 +149,7 @@ class TFLiteEngine(Engine):
             self._interp.resize_tensor_input(self._in_index, [n, *self._layout])
         except (RuntimeError, ValueError) as exc:
             _debug("%s cannot be resized to batch %d (%s); running it in chunks of %d",
-                   self._name, n, _first_line(exc), self._batch)
+                   self._name, n, first_line(exc), self._batch)
             self._fixed = self._batch
             return False
         self._batch = n
@@ -212,12 +212,7 @@ class TFLiteEngine(Engine):
                             delegates_ok=not self._no_delegates)
 
     def describe(self) -> dict:
-        return {
-            "backend": self.backend,
-            "input_dtype": self._in_dtype.name,
-            "output_dtype": self._out_dtype.name,
-            "input_quantization": None if self._in_q is None else [float(v) for v in self._in_q],
-            "output_quantization": None if self._out_q is None else [float(v) for v in self._out_q],
+        return io_description(self.backend, self._in_dtype, self._out_dtype, self._in_q, self._out_q) | {
             "default_delegates": not self._no_delegates,
             "stateful": self._stateful,
             "fixed_batch": self._fixed,
@@ -255,9 +250,3 @@ def _debug(msg: str, *args) -> None:
     import logging
 
     logging.getLogger(LOGGER).debug(msg, *args)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else text

@@ -50,3 +50,9 @@ class ParityError(MnistkitError):
 
 class MissingExtraError(MnistkitError):
     """A command needs an optional part of mnistkit (an extra) that is not installed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (native libraries raise pages), or its type name."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
