@@ -49,12 +49,12 @@ def prepare_bytes(name: str, data: bytes, t0: float | None = None) -> Prepared:
     Raises:
         MnistkitError: never; failures are returned in ``Prepared.error``.
     """
-    from mnistkit.runtime.imageio import describe, read_gray
-    from mnistkit.runtime.preprocess import is_mnist_style, normalise
+    from mnistkit.runtime.imageio import decode_gray, describe
+    from mnistkit.runtime.preprocess import prepare_gray
 
     t0 = time.perf_counter() if t0 is None else t0
     try:
-        gray = read_gray(data)
+        gray = decode_gray(data)
     except MnistkitError as exc:
         text = str(exc).replace(describe(data), name, 1)
         return Prepared(name, None, _named(name, text), time.perf_counter() - t0)
@@ -63,8 +63,7 @@ def prepare_bytes(name: str, data: bytes, t0: float | None = None) -> Prepared:
         return Prepared(name, None, _named(name, text), time.perf_counter() - t0)
     t1 = time.perf_counter()
     try:
-        image = gray if is_mnist_style(gray) else normalise(gray)
-        image = np.ascontiguousarray(image, dtype=np.float32)
+        image = np.ascontiguousarray(prepare_gray(gray), dtype=np.float32)
     except MnistkitError as exc:
         return Prepared(name, None, _named(name, str(exc)), t1 - t0, time.perf_counter() - t1)
     except Exception as exc:  # noqa: BLE001

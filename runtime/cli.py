@@ -89,8 +89,8 @@ def _fmt_line(record: dict) -> str:
 @click.option("--resume", is_flag=True, help="Continue an interrupted --output file: skip the images already in it.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
               help="Parallel decode+preprocess workers (0: one per CPU core). Same answers, same order.")
-@click.option("--executor", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
-              help="Worker kind for --jobs: threads measured faster here; processes avoid the GIL.")
+@click.option("--executor", type=click.Choice(["process", "thread"]), default="process", show_default=True,
+              help="Worker kind for --jobs: processes scale with cores (the GIL holds threads to one).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, hidden=True,
               help="Images per model call.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,

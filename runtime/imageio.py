@@ -44,6 +44,27 @@ def describe(image: Any) -> str:
 def read_gray(image: ImageInput) -> np.ndarray:
     """Decode ``image`` to a grayscale float32 array (H, W) in [0, 1], dark = 0, white = 1.
 
+    See :func:`decode_gray`, which this scales to [0, 1].
+
+    Raises:
+        ImageError: the file is missing, unreadable, truncated, too large, or the array is unusable.
+    """
+    return unit_float(decode_gray(image))
+
+
+def unit_float(gray: np.ndarray) -> np.ndarray:
+    """``gray`` from :func:`decode_gray` as float32 in [0, 1] (uint8 is divided by 255)."""
+    if gray.dtype == np.uint8:
+        return gray.astype(np.float32) / np.float32(255.0)
+    return gray
+
+
+def decode_gray(image: ImageInput) -> np.ndarray:
+    """Decode ``image`` to grayscale (H, W): uint8 (0-255) for 8-bit files, else float32 in [0, 1].
+
+    An 8-bit image stays uint8 so that the preprocessing can reduce it before scaling it (two
+    whole-image passes fewer); :func:`read_gray` gives float32 in every case.
+
     Transparent pixels are composited on white (on black for light ink); 16-bit data keeps its
     precision; GIFs and other multi-frame files give their first frame; very large images are
     reduced to about WORK_SIDE.
@@ -52,7 +73,8 @@ def read_gray(image: ImageInput) -> np.ndarray:
         image: a path (str or PathLike), encoded bytes, a PIL image or a numpy array.
 
     Returns:
-        float32 array of shape (H, W).
+        array of shape (H, W): uint8 for an 8-bit grayscale or colour file without transparency,
+        float32 otherwise (numpy inputs always, see :func:`array_to_gray`).
 
     Raises:
         ImageError: the file is missing, unreadable, truncated, too large, or the array is unusable.
@@ -175,14 +197,16 @@ def _pil_to_gray(im, owned: bool) -> np.ndarray:
 
     ``owned``: the image was opened here, so it may be decoded at a reduced scale (JPEG draft).
     """
-    if getattr(im, "n_frames", 1) > 1:
+    if not owned and getattr(im, "n_frames", 1) > 1:  # one opened here is at frame 0; counting scans a GIF
         im.seek(0)
     longer = max(im.size)
     if owned and im.format == "JPEG" and longer > WORK_SIDE and im.mode in ("L", "RGB", "YCbCr"):
         scale = WORK_SIDE / longer
         im.draft("L", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
     im.load()  # full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
-    if im.getexif().get(0x0112, 1) != 1:  # a phone photo stored sideways: apply EXIF orientation
+    # A phone photo stored sideways: apply the EXIF orientation. Only JPEG/PNG/WebP "exif" data and
+    # TIFF tags can hold one, and parsing an absent block costs more than this check.
+    if ("exif" in im.info or im.format == "TIFF") and im.getexif().get(0x0112, 1) != 1:
         from PIL import ImageOps
 
         im = ImageOps.exif_transpose(im)
@@ -193,13 +217,28 @@ def _pil_to_gray(im, owned: bool) -> np.ndarray:
         return array_to_gray(np.asarray(_reduce(im)))
     has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in im.info
     if has_alpha:
-        im = im.convert("RGBA").convert("LA") if mode != "LA" else im
+        if mode not in ("LA", "RGBA"):  # palette transparency and premultiplied modes via RGBA
+            im = im.convert("RGBA")
+        im = im.convert("LA") if mode != "LA" else im
     elif mode != "L":
         im = im.convert("L")
     a = np.asarray(_reduce(im))
     if has_alpha:
-        return array_to_gray(a)  # (H, W, 2): composited on white
-    return a.astype(np.float32) / np.float32(255.0)
+        return _composite(a)
+    return a
+
+
+def _composite(la: np.ndarray) -> np.ndarray:
+    """Composite a uint8 (H, W, 2) gray + alpha image on white, or on black when that shows the
+    picture with at least twice the contrast (light ink); float32 in [0, 1].
+
+    The same rule as :func:`array_to_gray`, in exact integer arithmetic (scaled by 255 * 255).
+    """
+    gray, alpha = la[..., 0].astype(np.uint16), la[..., 1].astype(np.uint16)
+    on_black = gray * alpha
+    on_white = on_black + (255 - alpha) * np.uint16(255)
+    chosen = on_black if np.ptp(on_black) > 2 * int(np.ptp(on_white)) else on_white
+    return chosen.astype(np.float32) * np.float32(1.0 / 65025.0)
 
 
 def _reduce(im):

@@ -3,7 +3,7 @@
 MNIST digits are white on black, scaled to fit a 20x20 box with their aspect ratio kept, and centred
 by their centre of mass in a 28x28 frame. :func:`prepare` does the same to a photo or scan:
 
-1. decode to grayscale (``imageio.read_gray``; alpha is composited on white);
+1. decode to grayscale (``imageio.decode_gray``; alpha is composited on white);
 2. on a copy of at most 160 pixels a side: find the polarity (a light background is inverted),
    fit the background (a robust quadratic trend plus a correction grid, from cells without ink)
    and subtract it, which removes uneven lighting and paper tone;
@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from mnistkit.runtime.errors import ImageError
-from mnistkit.runtime.imageio import ImageInput, array_to_gray, describe, read_gray
+from mnistkit.runtime.imageio import ImageInput, array_to_gray, decode_gray, describe, unit_float
 
 SIDE = 28
 """Side of an MNIST image."""
@@ -82,17 +83,31 @@ def prepare(image: ImageInput) -> np.ndarray:
     Raises:
         ImageError: the image cannot be read, or no digit can be found in it.
     """
-    gray = read_gray(image)
-    if is_mnist_style(gray):
-        return gray
+    gray = decode_gray(image)
     try:
-        return normalise(gray)
+        return prepare_gray(gray)
     except ImageError as exc:
         raise ImageError(f"{describe(image)}: {exc}") from None
 
 
+def prepare_gray(gray: np.ndarray) -> np.ndarray:
+    """:func:`prepare` after decoding: ``gray`` as :func:`~mnistkit.runtime.imageio.decode_gray` gives it.
+
+    Raises:
+        ImageError: no digit can be found in it.
+    """
+    if gray.shape == (SIDE, SIDE):
+        gray = unit_float(gray)
+        if is_mnist_style(gray):
+            return gray
+    return normalise(gray)
+
+
 def normalise(gray: np.ndarray) -> np.ndarray:
-    """Preprocess a grayscale float32 image (H, W) in [0, 1] into an MNIST-style (28, 28) array.
+    """Preprocess a grayscale image (H, W) into an MNIST-style (28, 28) array.
+
+    ``gray`` is float32 in [0, 1] or uint8 (0-255), as :func:`~mnistkit.runtime.imageio.decode_gray`
+    gives it.
 
     Raises:
         ImageError: the image is blank (one flat colour) or holds no digit-like blob.
@@ -110,9 +125,10 @@ def normalise(gray: np.ndarray) -> np.ndarray:
         )
     light = med - lo > hi - med
     ink = 1.0 - smooth if light else smooth
-    ys, xs = _centres(0, small.shape[0], f) / height - 0.5, _centres(0, small.shape[1], f) / width - 0.5
+    ys, xs = _centres(0, small.shape[0], f, height), _centres(0, small.shape[1], f, width)
     background = _fit_background(ink, ys, xs, hi - lo)
-    x = ink - background.at(ys, xs)
+    bg = background.at(ys, xs)
+    x = ink - bg
     sample = x[::2, ::2]  # medians of a quarter of the pixels are plenty, and 4x cheaper
     base = _median(sample)
     sigma = 1.4826 * _median(np.abs(sample - base))
@@ -120,33 +136,42 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     if peak < MIN_CONTRAST / 2 or peak < 3 * sigma:
         raise ImageError("no digit found: only noise or lighting changes; pass a clearer picture of a digit")
     keep = _digit_blobs(x, x > base + max(4.0 * sigma, 0.2 * peak))
-    rows, cols = np.nonzero(keep.any(axis=1))[0], np.nonzero(keep.any(axis=0))[0]
-    r0, r1 = max(0, (rows[0] - 1) * f), min(height, (rows[-1] + 2) * f)
-    c0, c1 = max(0, (cols[0] - 1) * f), min(width, (cols[-1] + 2) * f)
+    top, bottom, left, right = _bounds(keep)
+    r0, r1 = max(0, (top - 1) * f), min(height, (bottom + 1) * f)
+    c0, c1 = max(0, (left - 1) * f), min(width, (right + 1) * f)
 
     # 2. The digit's region at up to REGION_SIDE pixels: subtract the background, keep the blobs.
     g = max(1, math.ceil(max(r1 - r0, c1 - c0) / REGION_SIDE))
-    region = _block_mean(gray[r0:r1, c0:c1], g)
-    py, px = _centres(r0, region.shape[0], g), _centres(c0, region.shape[1], g)
-    v = (1.0 - region if light else region) - background.at(py / height - 0.5, px / width - 0.5) - base
-    near = _dilate3(keep)  # the kept blobs (plus one small pixel), looked up at region pixels
-    near = near[np.minimum(py.astype(np.intp) // f, near.shape[0] - 1)]
-    near = near[:, np.minimum(px.astype(np.intp) // f, near.shape[1] - 1)]
+    near = _dilate3(keep)  # the kept blobs plus one pixel
+    if g == f:  # the region is a block-aligned piece of the small copy: reuse it and its background
+        rs, cs = slice(r0 // f, -(-r1 // f)), slice(c0 // f, -(-c1 // f))
+        region, v, near = small[rs, cs], bg[rs, cs].copy(), near[rs, cs]
+    else:
+        region = _block_mean(gray[r0:r1, c0:c1], g)
+        py, px = _centres(r0, region.shape[0], g), _centres(c0, region.shape[1], g)
+        v = background.at(py / np.float32(height) - 0.5, px / np.float32(width) - 0.5)
+        rows_near = np.minimum(py.astype(np.intp) // f, near.shape[0] - 1)
+        cols_near = np.minimum(px.astype(np.intp) // f, near.shape[1] - 1)
+        near = near.take(rows_near, axis=0).take(cols_near, axis=1)  # looked up at region pixels
+    v += np.float32(base)
+    v = np.subtract(np.float32(1.0) - region, v, out=v) if light else np.subtract(region, v, out=v)
     outside = v[~near][::4]
     noise = 1.4826 * _median(np.abs(outside - _median(outside))) if outside.size >= 16 else 0.0
-    v = np.where(near, v, 0.0).astype(np.float32)
+    v *= near
 
     # 3. Binarise softly at 35% of the ink level (above the noise), crop to the digit.
-    values = v[near & (v > 0)]
+    values = v[v > 0]
     if values.size == 0:
         raise ImageError("no digit found after removing the background; pass a clearer picture of a digit")
     k = int(0.99 * (values.size - 1))
     level = float(np.partition(values, k)[k])
     t = max(INK_THRESHOLD * level, 3.0 * noise)
     soft = 0.15 * level
-    b = _crop(_clip01(((v - (t - soft)) * np.float32(0.5 / soft)).astype(np.float32)))
-    if b is None or max(b.shape) < 3:
+    box = _bounds(v > np.float32(t - soft))
+    if box is None or max(box[1] - box[0], box[3] - box[2]) < 3:
         raise ImageError("no digit found, only a speck; pass a clearer picture of a digit")
+    crop = v[box[0] : box[1], box[2] : box[3]]
+    b = _clip01((crop - np.float32(t - soft)) * np.float32(0.5 / soft))
     # 4. Fit into 20x20, centre by mass in 28x28.
     return _place(_fit_box(b))
 
@@ -164,13 +189,24 @@ class Background:
     cx: np.ndarray
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """Evaluate on the grid of normalised coordinates ``ys`` x ``xs``."""
-        c = self.coef
-        y, x = ys[:, None], xs[None, :]
-        trend = (c[0] + c[1] * y + c[3] * y * y) + x * ((c[2] + c[4] * y) + c[5] * x)
-        if not self.grid.any():
-            return trend
-        return trend + _interp_matrix(ys, self.cy) @ self.grid @ _interp_matrix(xs, self.cx).T
+        """Evaluate on the grid of normalised coordinates ``ys`` x ``xs``.
+
+        The quadratic trend is ``[1, y, y^2] @ C @ [1, x, x^2]^T`` and the grid ``Iy @ G @ Ix^T``
+        (interpolation matrices), so both are one product of two small matrices with a
+        block-diagonal core: two matrix multiplications instead of a dozen whole-image passes.
+        """
+        c, g = self.coef, self.grid
+        n = g.shape[0]
+        core = np.zeros((3 + n, 3 + n), np.float32)
+        core[0, 0], core[1, 0], core[0, 1], core[2, 0], core[1, 1], core[0, 2] = c
+        core[3:, 3:] = g
+        left = np.empty((len(ys), 3 + n), np.float32)
+        left[:, 0], left[:, 1], left[:, 2] = 1.0, ys, ys * ys
+        left[:, 3:] = _interp_matrix(ys, self.cy)
+        right = np.empty((3 + n, len(xs)), np.float32)
+        right[0], right[1], right[2] = 1.0, xs, xs * xs
+        right[3:] = _interp_matrix(xs, self.cx).T
+        return (left @ core) @ right
 
 
 def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: float) -> Background:
@@ -192,20 +228,24 @@ def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: f
     cells = ink[: g * ch, : g * cw].reshape(g, ch, g, cw).transpose(0, 2, 1, 3).reshape(g * g, -1)
     k = cells.shape[1] // 4
     values = np.partition(cells, k, axis=1)[:, k]  # 25th percentile: a cell must be 3/4 ink to look inky
-    cy = ys[: g * ch].reshape(g, ch).mean(axis=1)
-    cx = xs[: g * cw].reshape(g, cw).mean(axis=1)
+    cy = np.add.reduce(ys[: g * ch].reshape(g, ch), axis=1) / np.float32(ch)
+    cx = np.add.reduce(xs[: g * cw].reshape(g, cw), axis=1) / np.float32(cw)
     if g < 4:  # too few cells for a surface: a flat background at the median
         coef = np.array([_median(values), 0, 0, 0, 0, 0], np.float32)
         return Background(coef, np.zeros((g, g), np.float32), cy, cx)
-    yy, xx = np.repeat(cy, g), np.tile(cx, g)
-    design = np.stack([np.ones_like(yy), yy, xx, yy * yy, yy * xx, xx * xx], axis=1).astype(np.float64)
+    design = np.empty((g, g, 6), np.float64)  # 1, y, x, y^2, yx, x^2 at every cell centre
+    y, x = cy.astype(np.float64)[:, None], cx.astype(np.float64)[None, :]
+    design[..., 0], design[..., 1], design[..., 2] = 1.0, y, x
+    design[..., 3], design[..., 4], design[..., 5] = y * y, y * x, x * x
+    design = design.reshape(g * g, 6)
     use = values <= _median(values)  # start from the half of the cells with the least ink
+    ridge = 1e-6 * np.eye(6)
     for _ in range(4):
         d = design[use]
-        coef = np.linalg.solve(d.T @ d + 1e-6 * np.eye(6), d.T @ values[use])  # least squares
+        coef = np.linalg.solve(d.T @ d + ridge, d.T @ values[use])  # least squares
         resid = values - design @ coef
         new = resid < 0.35 * contrast
-        if new.sum() < 8 or (new == use).all():
+        if np.count_nonzero(new) < 8 or (new == use).all():
             break
         use = new
     grid = np.where(use, resid, 0.0).reshape(g, g)
@@ -213,24 +253,27 @@ def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: f
 
 
 def _interp_matrix(pos: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Matrix (len(pos), len(centres)) of linear-interpolation weights, constant beyond the ends."""
+    """Matrix (len(pos), len(centres)) of linear-interpolation weights, constant beyond the ends.
+
+    ``centres`` are evenly spaced (cell or pixel centres), so each weight is a hat function of the
+    distance: ``max(0, 1 - |p - c| / spacing)`` with ``p`` clamped to the ends.
+    """
     n = len(centres)
-    weights = np.zeros((len(pos), n), np.float32)
     if n == 1:
-        weights[:] = 1.0
-        return weights
-    p = np.minimum(np.maximum(pos, centres[0]), centres[-1])
-    i = np.minimum(np.maximum(np.searchsorted(centres, p, side="right") - 1, 0), n - 2)
-    t = (p - centres[i]) / (centres[i + 1] - centres[i])
-    rows = np.arange(len(pos))
-    weights[rows, i] = 1.0 - t
-    weights[rows, i + 1] += t
-    return weights
+        return np.ones((len(pos), 1), np.float32)
+    p = np.minimum(np.maximum(pos, centres[0]), centres[-1]).astype(np.float32)
+    step = np.float32((centres[-1] - centres[0]) / (n - 1))
+    dist = np.abs(p[:, None] - centres[None, :].astype(np.float32))
+    return np.maximum(np.float32(1.0) - dist / step, np.float32(0.0))
 
 
-def _centres(start: int, n: int, f: int) -> np.ndarray:
-    """Full-image coordinates of the centres of ``n`` blocks of ``f`` pixels from pixel ``start``."""
-    return (start + (np.arange(n, dtype=np.float32) + 0.5) * f).astype(np.float32)
+def _centres(start: int, n: int, f: int, side: int | None = None) -> np.ndarray:
+    """Coordinates of the centres of ``n`` blocks of ``f`` pixels from pixel ``start``, float32.
+
+    In pixels of the full image, or normalised to -0.5..0.5 when its ``side`` is given.
+    """
+    c = (np.arange(n, dtype=np.float32) + np.float32(0.5)) * np.float32(f) + np.float32(start)
+    return c if side is None else c / np.float32(side) - np.float32(0.5)
 
 
 def _digit_blobs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -239,14 +282,14 @@ def _digit_blobs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     Pieces are blobs with >= 10% of its mass within a quarter of its size, or >= 2% of its mass
     touching its bounding box (a stroke broken by thresholding). Returns a boolean mask.
     """
-    runs = _runs(mask)
-    row, start, end, blob = runs
+    row, start, end, blob = _runs(mask)
     if row.size == 0:
         raise ImageError("no digit found; pass a clearer picture of a digit")
     n = int(blob.max()) + 1
-    sums = np.zeros((x.shape[0], x.shape[1] + 1), np.float64)
-    np.cumsum(x, axis=1, out=sums[:, 1:])
-    mass = np.bincount(blob, weights=sums[row, end] - sums[row, start], minlength=n)
+    length = end - start
+    # The mask's pixels, in row-major order, are the runs' pixels one run after the other.
+    run_mass = np.add.reduceat(x[mask], np.cumsum(length) - length, dtype=np.float64)
+    mass = np.bincount(blob, weights=run_mass, minlength=n)
     order = np.argsort(blob, kind="stable")  # runs grouped by blob, rows increasing within each
     firsts = np.searchsorted(blob[order], np.arange(n))
     top, bottom = np.minimum.reduceat(row[order], firsts), np.maximum.reduceat(row[order], firsts)
@@ -265,7 +308,7 @@ def _digit_blobs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     near = (overlaps(margin) & (mass >= 0.1 * mass[main])) | (overlaps(1) & (mass >= 0.02 * mass[main]))
     near[main] = True
     keep = np.zeros(mask.shape, bool)
-    keep[mask] = np.repeat(near[blob], end - start)  # mask pixels come in run order
+    keep[mask] = np.repeat(near[blob], length)
     if np.count_nonzero(keep) < 3:
         raise ImageError("no digit found: only specks; pass a clearer picture of a digit")
     return keep
@@ -279,20 +322,22 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         ``blob`` numbers the blobs 0..n-1 in the order of their first run.
     """
     h, w = mask.shape
-    padded = np.zeros((h, w + 2), np.int8)
-    padded[:, 1:-1] = mask
-    step = np.diff(padded, axis=1)
-    row, start = np.nonzero(step == 1)
-    end = np.nonzero(step == -1)[1]
+    span = w + 1
+    # The rows one after the other, each followed by a False, behind one leading False: every
+    # change of value is a run's start or (exclusive) end, alternately.
+    flat = np.zeros(h * span + 1, bool)
+    flat[1:].reshape(h, span)[:, :w] = mask
+    edges = np.flatnonzero(flat[1:] != flat[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    row = starts // span
+    start, end = starts - row * span, ends - row * span
     n = len(row)
     if n == 0:
         return row, start, end, np.zeros(0, np.intp)
     # Runs of the row above that touch run j (8-connected): end_k >= start_j and start_k <= end_j.
-    # Runs are sorted by (row, start), so both bounds are one searchsorted over a (row, x) key.
-    span = w + 2
-    key_end, key_start = row * span + end, row * span + start
-    lo = np.searchsorted(key_end, (row - 1) * span + start, side="left")
-    hi = np.searchsorted(key_start, (row - 1) * span + end, side="right")
+    # ``starts``/``ends`` are sorted flat positions, so both bounds are one searchsorted each.
+    lo = np.searchsorted(ends, starts - span, side="left")
+    hi = np.searchsorted(starts, ends - span, side="right")
     lo = np.maximum(lo, np.searchsorted(row, row - 1, side="left"))  # stay within the row above
     count = np.maximum(hi - lo, 0)
     blob = np.arange(n)
@@ -300,7 +345,8 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         a = np.repeat(np.arange(n), count)
         b = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
         blob = _components(n, a, b)
-    return row, start, end, np.unique(blob, return_inverse=True)[1].astype(np.intp)
+    # Each blob is labelled with its first run; number those 0..n-1 in order.
+    return row, start, end, (np.cumsum(blob == np.arange(n)) - 1)[blob]
 
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -316,8 +362,9 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         new = label.copy()
         np.minimum.at(new, la, low)  # hook each root onto the smallest label it touches
         np.minimum.at(new, lb, low)
-        while True:  # pointer jumping until every node points at its root
+        while True:  # pointer jumping until every node points at its root (two jumps per check)
             nxt = new[new]
+            nxt = nxt[nxt]
             if (nxt == new).all():
                 break
             new = nxt
@@ -326,12 +373,12 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         label = new
 
 
-def _crop(b: np.ndarray) -> np.ndarray | None:
-    """Crop to the bounding box of the non-zero pixels (None when there are none)."""
-    rows, cols = np.nonzero(b.any(axis=1))[0], np.nonzero(b.any(axis=0))[0]
+def _bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), ends exclusive, of the True pixels of ``mask`` (None when none)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return None
-    return b[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _fit_box(b: np.ndarray) -> np.ndarray:
@@ -347,16 +394,23 @@ def _fit_box(b: np.ndarray) -> np.ndarray:
     return _clip01((out / peak).astype(np.float32)) if peak > 0 else out.astype(np.float32)
 
 
+@lru_cache(maxsize=512)
 def _resize_matrix(n: int, m: int) -> np.ndarray:
-    """(m, n) matrix resampling a length-n signal to length m (area average, or linear when m > n)."""
+    """(m, n) matrix resampling a length-n signal to length m (area average, or linear when m > n).
+
+    Cached (read-only): crops come in a few hundred sizes, and building one costs more than using it.
+    """
     if m > n:
         pos = (np.arange(m, dtype=np.float32) + 0.5) * (n / m) - 0.5
-        return _interp_matrix(pos, np.arange(n, dtype=np.float32))
-    s = n / m
-    lo = np.arange(m)[:, None] * s
-    j = np.arange(n)[None, :]
-    overlap = np.minimum(j + 1, lo + s) - np.maximum(j, lo)
-    return (np.maximum(overlap, 0.0) / s).astype(np.float32)
+        out = _interp_matrix(pos, np.arange(n, dtype=np.float32))
+    else:
+        s = n / m
+        lo = np.arange(m)[:, None] * s
+        j = np.arange(n)[None, :]
+        overlap = np.minimum(j + 1, lo + s) - np.maximum(j, lo)
+        out = (np.maximum(overlap, 0.0) / s).astype(np.float32)
+    out.setflags(write=False)
+    return out
 
 
 def _place(d: np.ndarray) -> np.ndarray:
@@ -399,35 +453,31 @@ def _centre_of_mass(a: np.ndarray) -> tuple[float, float]:
 def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
     """Average over f x f blocks; a ragged last block is padded by repeating the last row/column.
 
-    Sums one axis at a time and adds the padding as a weight on the last row/column instead of
-    materialising it, so memory stays at the input plus (H/f, W) even for extreme aspect ratios
-    (a 1 x 200,000 array used to be padded to 1,250 x 200,000, 1 GB).
+    ``a`` is float32 in [0, 1] or uint8 (0-255, scaled to [0, 1] here, after the sums: cheaper
+    than converting the whole decoded image first). Sums one axis at a time with strided slices
+    (much faster than ``reshape(...).mean()``) and adds the padding as a weight on the last
+    row/column instead of materialising it, so memory stays at the input plus (H/f, W) even for
+    extreme aspect ratios (a 1 x 200,000 array once needed 1 GB).
     """
     if f == 1:
-        return a
-    h, w = a.shape
-    ph, pw = -h % f, -w % f
-    if (h + ph) * (w + pw) <= 2 * h * w:  # ordinary shapes: pad by hand (np.pad is slow), strided sums
-        if ph or pw:
-            p = np.empty((h + ph, w + pw), a.dtype)
-            p[:h, :w] = a
-            p[h:, :w] = a[-1]
-            p[:, w:] = p[:, w - 1 : w]
-            a = p
-        rows = a[0::f].astype(np.float32)  # strided sums: much faster than reshape(...).mean()
-        for i in range(1, f):
-            rows += a[i::f]
-        out = rows[:, 0::f].copy()
-        for j in range(1, f):
-            out += rows[:, j::f]
-        return out * np.float32(1.0 / (f * f))
-    rows = np.add.reduceat(a, np.arange(0, h, f), axis=0, dtype=np.float32)
-    if ph:
-        rows[-1] += np.float32(ph) * a[-1]
-    out = np.add.reduceat(rows, np.arange(0, w, f), axis=1, dtype=np.float32)
-    if pw:
-        out[:, -1] += np.float32(pw) * rows[:, -1]
-    return out * np.float32(1.0 / (f * f))
+        return unit_float(a)
+    scale = np.float32(1.0 / (f * f) / (255.0 if a.dtype == np.uint8 else 1.0))
+    return _block_sum_rows(_block_sum_rows(a, f).T, f).T * scale
+
+
+def _block_sum_rows(a: np.ndarray, f: int) -> np.ndarray:
+    """Sums of blocks of ``f`` rows, float32 (ceil(H/f), W); a ragged last block repeats its last row."""
+    h = a.shape[0]
+    full, rest = divmod(h, f)
+    out = np.empty((full + (rest > 0), a.shape[1]), np.float32)
+    body = out[:full]
+    np.copyto(body, a[0 : full * f : f], casting="unsafe")
+    for i in range(1, f):
+        body += a[i : full * f : f]
+    if rest:
+        np.sum(a[full * f :], axis=0, dtype=np.float32, out=out[-1])
+        out[-1] += np.float32(f - rest) * a[-1]
+    return out
 
 
 def _smooth3(a: np.ndarray) -> np.ndarray:

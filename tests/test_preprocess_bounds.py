@@ -25,6 +25,15 @@ def test_block_mean_matches_edge_padding(shape, f):
     np.testing.assert_allclose(_block_mean(a, f), padded_block_mean(a, f), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape, f", [((45, 61), 4), ((251, 253), 2), ((901, 700), 6), ((1, 2003), 13)])
+def test_block_mean_of_uint8_is_the_block_mean_of_the_scaled_image(shape, f):
+    """decode_gray keeps 8-bit images as uint8; the block mean scales them by 1/255 after summing."""
+    a = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
+    out = _block_mean(a, f)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, padded_block_mean(a / 255.0, f), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(1, 200_000), (300_000, 1), (3, 120_000)])
 def test_extreme_aspect_ratios_stay_small(shape):
     """Issue 15 measured 1 GB (1 x 200,000) and 4.3 GB (300,000 x 1) here; now a few MB."""

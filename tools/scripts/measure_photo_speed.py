@@ -10,8 +10,8 @@ round times, one file right after the other (so a slow spell of a shared machine
   ``Classifier.predict_proba`` on the result (the bundled model unless ``--model``).
 
 Each file keeps its fastest round per pipeline; the figures are sums of those over the files, and
-their ratio (goal: photo <= 1.5x bare). The photo path is also split into decode (``read_gray``)
-and normalisation (``normalise``) the same way.
+their ratio (goal: photo <= 1.5x bare). The photo path is also split into decode (``decode_gray``)
+and normalisation (``prepare_gray``) the same way.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def measure(files: list[Path], rounds: int, model: str | None) -> dict:
     from mnistkit.runtime import Classifier
     from mnistkit.runtime.cli import DEFAULT_MODEL
     from mnistkit.runtime.errors import ImageError
-    from mnistkit.runtime.imageio import read_gray
-    from mnistkit.runtime.preprocess import is_mnist_style, normalise, prepare
+    from mnistkit.runtime.imageio import decode_gray
+    from mnistkit.runtime.preprocess import prepare, prepare_gray
 
     clf = Classifier.load(model or DEFAULT_MODEL)
     clf.warm_up()
@@ -54,11 +54,10 @@ def measure(files: list[Path], rounds: int, model: str | None) -> dict:
 
     def split(path: Path) -> tuple[float, float]:
         t0 = time.perf_counter()
-        gray = read_gray(path)
+        gray = decode_gray(path)
         t1 = time.perf_counter()
         try:
-            if not is_mnist_style(gray):
-                normalise(gray)
+            prepare_gray(gray)
         except ImageError:
             pass
         return t1 - t0, time.perf_counter() - t1
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bare Pillow decode+gray+resize  {per['bare']:.3f} ms/image")
         print(f"photo path (prepare + model)    {per['photo']:.3f} ms/image   "
               f"= {out['ratio_photo_to_bare']:.2f}x bare (goal <= 1.5x; median file {out['median_file_ratio']:.2f}x)")
-        print(f"  of which decode (read_gray)   {per['decode']:.3f} ms, normalise {per['normalise']:.3f} ms")
+        print(f"  of which decode (decode_gray) {per['decode']:.3f} ms, normalise {per['normalise']:.3f} ms")
     return 0
 
 
