@@ -391,7 +391,10 @@ def _fit_box(b: np.ndarray) -> np.ndarray:
     scale = BOX / max(h, w)
     out = _resize_matrix(h, max(1, round(h * scale))) @ b @ _resize_matrix(w, max(1, round(w * scale))).T
     peak = float(out.max())
-    return _clip01((out / peak).astype(np.float32)) if peak > 0 else out.astype(np.float32)
+    if peak > 0:
+        out *= np.float32(1.0 / peak)
+        _clip01(out)
+    return out
 
 
 @lru_cache(maxsize=512)
@@ -435,9 +438,10 @@ def _clip01(a: np.ndarray) -> np.ndarray:
 
 def _median(a: np.ndarray) -> float:
     """Median of all values (the upper one for an even count); np.median would import numpy.ma."""
-    flat = np.ravel(a)
+    flat = a.flatten()  # a copy: partitioned in place without np.partition's Python wrapper
     k = flat.size // 2
-    return float(np.partition(flat, k)[k])
+    flat.partition(k)
+    return float(flat[k])
 
 
 def _centre_of_mass(a: np.ndarray) -> tuple[float, float]:

@@ -25,7 +25,7 @@ def test_block_mean_matches_edge_padding(shape, f):
     np.testing.assert_allclose(_block_mean(a, f), padded_block_mean(a, f), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape, f", [((45, 61), 4), ((251, 253), 2), ((901, 700), 6), ((1, 2003), 13)])
+@pytest.mark.parametrize("shape, f", [((45, 61), 4), ((251, 253), 2), ((901, 700), 6), ((1, 2003), 13), ((70, 33), 16)])
 def test_block_mean_of_uint8_is_the_block_mean_of_the_scaled_image(shape, f):
     """decode_gray keeps 8-bit images as uint8; the block mean scales them by 1/255 after summing."""
     a = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)

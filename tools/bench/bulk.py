@@ -1,7 +1,7 @@
 """Throughput and memory of ``mnistkit classify`` on a large folder: --jobs 1, --jobs N, --engine ray.
 
     python -m mnistkit.tools.bench.bulk FOLDER [--small SUBFOLDER] [--runs jobs1,process2,thread2,ray]
-                                        [--rounds 1] [--json]
+                                        [--rounds 3] [--json] [--markdown reports/bulk.md]
 
 Each run is a fresh ``mnistkit classify -r FOLDER --output tmp.jsonl --json`` process. Reported per
 run: images/s as the command measures it (model loaded, first image to last record), wall time of
@@ -32,29 +32,49 @@ RUNS = {
 
 
 def run_once(folder: Path, args: list[str], out: Path) -> dict:
-    """Run one classify process; return its summary, wall time and peak tree RSS (MiB)."""
+    """Run one classify process; return its summary, wall time and tree RSS (MiB).
+
+    RSS is sampled every 0.1 s together with the number of records written so far, so besides the
+    peak it gives the RSS while the first 2,000 images were written and while the last 10% were:
+    flat memory means those two agree, however many images there are.
+    """
     import psutil
 
     cmd = [sys.executable, "-m", "mnistkit.runtime", "-r", str(folder), "--output", str(out), "--json", *args]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    samples: list[tuple[int, int]] = []  # (records written, tree RSS bytes)
     ps = psutil.Process(proc.pid)
+    records, offset = 0, 0
     while proc.poll() is None:
         try:
             tree = [ps, *ps.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            rss = sum(p.memory_info().rss for p in tree if p.is_running())
         except psutil.Error:
-            pass
+            rss = 0
+        if out.exists():
+            with open(out, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            records, offset = records + chunk.count(b"\n"), offset + len(chunk)
+        if rss:
+            samples.append((records, rss))
         time.sleep(0.1)
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {stderr[-500:]}")
     summary = json.loads(stdout)["summary"]
-    return {"images": summary["images"], "failed": summary["failed"],
+    total = summary["images"]
+
+    def rss_while(lo: float, hi: float) -> float | None:
+        got = [r for n, r in samples if lo < n <= hi]
+        return round(max(got) / 2**20, 1) if got else None
+
+    return {"images": total, "failed": summary["failed"],
             "images_per_s": summary.get("images_per_s"), "wall_s": round(wall, 2),
-            "peak_rss_mib": round(peak / 2**20, 1)}
+            "peak_rss_mib": round(max((r for _, r in samples), default=0) / 2**20, 1),
+            "rss_first_2000_mib": rss_while(0, 2000), "rss_last_10pct_mib": rss_while(0.9 * total, total)}
 
 
 def labels(path: Path) -> dict[str, int]:
@@ -68,20 +88,33 @@ def labels(path: Path) -> dict[str, int]:
 
 
 def to_markdown(doc: dict) -> str:
-    """The best run of each configuration as a Markdown table, with how it was measured."""
+    """The median run of each configuration as a Markdown table, with how it was measured."""
+    load = doc.get("load_before")
     lines = [f"Measured by `python -m mnistkit.tools.bench.bulk FOLDER --small SUBFOLDER` on {doc['cpus']} CPU cores "
-             f"({doc['rounds']} round(s), best of each): images/s as `mnistkit classify` reports it (model loaded, "
-             "first image to last record), wall time of the whole process, peak RSS of the process tree "
-             "(main process + workers; for Ray, the local instance's processes too). "
-             "The machine was shared with other work while this ran: compare rows, not absolute figures.", "",
-             "| run | images | images/s | vs --jobs 1 | wall s | peak RSS MiB | labels = --jobs 1 |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for name, b in doc["best"].items():
+             f"({doc['rounds']} interleaved round(s), the median of each): images/s as `mnistkit classify` reports "
+             "it (model loaded, first image to last record), wall time of the whole process, peak RSS of the "
+             "process tree sampled every 0.1 s (main process + workers; for Ray, the local instance's processes "
+             "too)" + (f"; 1-minute load average before the runs: {load:.2f}." if load is not None else "."), "",
+             "| run | images | images/s | vs --jobs 1 | wall s | peak RSS MiB | RSS: first 2,000 / last 10% | "
+             "labels = --jobs 1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, b in doc["median"].items():
         same = b.get("labels_identical_to_jobs1")
         lines.append(f"| {name} | {b['images']:,} | {b['images_per_s']:.1f} | "
                      f"{doc['speedup_vs_jobs1'].get(name, float('nan')):.2f}x | {b['wall_s']:.1f} | "
-                     f"{b['peak_rss_mib']:.1f} | {'-' if same is None else 'yes' if same else 'NO'} |")
+                     f"{b['peak_rss_mib']:.1f} | {_mib(b.get('rss_first_2000_mib'))} / "
+                     f"{_mib(b.get('rss_last_10pct_mib'))} | {'-' if same is None else 'yes' if same else 'NO'} |")
     return "\n".join(lines) + "\n"
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median images/s (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda r: r["images_per_s"] or 0)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown run(s) {unknown}; choose from {', '.join(RUNS)}", file=sys.stderr)
         return 2
     results: dict[str, list[dict]] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         reference = None
         for r in range(args.rounds):
@@ -125,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault("jobs1_small", []).append(run_once(args.small, RUNS["jobs1"], out))
                 print(f"round {r + 1} small    {results['jobs1_small'][-1]}", file=sys.stderr, flush=True)
                 out.unlink()
-    best = {name: max(rs, key=lambda x: x["images_per_s"] or 0) for name, rs in results.items()}
-    base = best.get("jobs1", {}).get("images_per_s")
-    doc = {"folder": str(args.folder), "cpus": os.cpu_count(), "rounds": args.rounds, "best": best,
-           "speedup_vs_jobs1": {n: round(b["images_per_s"] / base, 2) for n, b in best.items()
+    median = {name: median_run(rs) for name, rs in results.items()}
+    base = median.get("jobs1", {}).get("images_per_s")
+    doc = {"folder": str(args.folder), "cpus": os.cpu_count(), "rounds": args.rounds, "load_before": load_before,
+           "median": median,
+           "speedup_vs_jobs1": {n: round(b["images_per_s"] / base, 2) for n, b in median.items()
                                 if base and b.get("images_per_s")},
            "runs": results}
     if args.markdown:
@@ -137,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(f"{'run':12s} {'images':>7s} {'images/s':>9s} {'vs jobs1':>8s} {'wall s':>7s} {'peak RSS MiB':>12s}")
-        for name, b in best.items():
+        for name, b in median.items():
             print(f"{name:12s} {b['images']:7d} {b['images_per_s']:9.1f} "
                   f"{doc['speedup_vs_jobs1'].get(name, float('nan')):8.2f} {b['wall_s']:7.1f} {b['peak_rss_mib']:12.1f}")
     return 0
