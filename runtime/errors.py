@@ -44,10 +44,6 @@ class ImageError(MnistkitError):
     """An input image cannot be read or holds no digit."""
 
 
-class ParityError(MnistkitError):
-    """An exported model does not classify like its source."""
-
-
 class MissingExtraError(MnistkitError):
     """A command needs an optional part of mnistkit (an extra) that is not installed."""
 
