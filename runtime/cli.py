@@ -313,8 +313,12 @@ def _resume_hint(stats, output: Path | None) -> str:
     if output is None:
         return (f"interrupted after {stats.images:,} image(s); every finished record was printed. "
                 "Use --output FILE to be able to resume a long job")
-    argv = [a for a in sys.argv[1:] if a != "--resume"]
-    cmd = " ".join(shlex.quote(a) for a in ["mnistkit", *argv, "--resume"])
+    # The command as it was typed: `mnistkit classify ...` or `python -m mnistkit.runtime ...`.
+    ctx = click.get_current_context()
+    argv = sys.argv[1:]
+    if ctx.parent is not None and ctx.info_name in argv:  # drop the group's part: `classify` and before
+        argv = argv[argv.index(ctx.info_name) + 1 :]
+    cmd = " ".join([ctx.command_path, *(shlex.quote(a) for a in argv if a != "--resume"), "--resume"])
     return (f"interrupted: {stats.images:,} finished record(s) kept in {output}. Resume with:\n  {cmd}")
 
 

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import pty
+import shlex
 import signal
 import subprocess
 import sys
@@ -210,7 +211,11 @@ def test_ctrl_c_keeps_records_and_resume_finishes(many, tmp_path):
     proc = _start([str(many), "--output", str(out), "--jobs", "2", "--batch-size", "8"])
     _, err = _interrupt_when(proc, lambda: out.exists() and out.stat().st_size > 2000)
     assert proc.returncode == 130, err
-    assert "Resume with" in err and "--resume" in err and "Traceback" not in err
+    assert "Resume with" in err and "Traceback" not in err
+    # The printed command is the one that was typed, plus --resume.
+    hint = shlex.split(err.split("Resume with:")[1].strip().splitlines()[0])
+    assert hint == ["python", "-m", "mnistkit.runtime", str(many), "--output", str(out), "--jobs", "2",
+                    "--batch-size", "8", "--resume"]
     kept = records(out)  # every line complete and parseable
     assert 0 < len(kept) < 1500
     assert [r["source"] for r in kept] == [str(many / f"{i:05d}.png") for i in range(len(kept))]
