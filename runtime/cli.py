@@ -235,7 +235,10 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         click.echo(json.dumps({"summary": summary}, indent=2))
     else:
         per = f" ({summary['ms_per_image']:.1f} ms/image)" if ok else ""
-        line = (f"classified {ok} of {stats.images} image(s) in {totals['ms']:.1f} ms{per} with "
+        # With several workers the per-image times overlap: their sum is work, not elapsed time.
+        took = (f"in {totals['ms']:.1f} ms{per}" if jobs == 1
+                else f"({totals['ms']:.1f} ms of work over {jobs} workers, {summary['ms_per_image'] or 0:.1f} ms/image)")
+        line = (f"classified {ok} of {stats.images} image(s) {took} with "
                 f"{clf.path.name} on {clf.backend} (model loaded in {load_ms:.1f} ms)"
                 + (f"; {failed} failed" if failed else ""))
         click.echo(line, err=jsonl)
