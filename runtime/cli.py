@@ -90,7 +90,7 @@ def _fmt_line(record: dict) -> str:
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
               help="Parallel decode+preprocess workers (0: one per CPU core). Same answers, same order.")
 @click.option("--executor", type=click.Choice(["process", "thread"]), default="process", show_default=True,
-              help="Worker kind for --jobs: processes scale with cores (the GIL holds threads to one).")
+              help="Worker kind for --jobs: processes scale with the cores; threads use less memory but share the GIL.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, hidden=True,
               help="Images per model call.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
