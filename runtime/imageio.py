@@ -224,21 +224,8 @@ def _pil_to_gray(im, owned: bool) -> np.ndarray:
         im = im.convert("L")
     a = np.asarray(_reduce(im))
     if has_alpha:
-        return _composite(a)
+        return array_to_gray(a)  # (H, W, 2): composited on white
     return a
-
-
-def _composite(la: np.ndarray) -> np.ndarray:
-    """Composite a uint8 (H, W, 2) gray + alpha image on white, or on black when that shows the
-    picture with at least twice the contrast (light ink); float32 in [0, 1].
-
-    The same rule as :func:`array_to_gray`, in exact integer arithmetic (scaled by 255 * 255).
-    """
-    gray, alpha = la[..., 0].astype(np.uint16), la[..., 1].astype(np.uint16)
-    on_black = gray * alpha
-    on_white = on_black + (255 - alpha) * np.uint16(255)
-    chosen = on_black if np.ptp(on_black) > 2 * int(np.ptp(on_white)) else on_white
-    return chosen.astype(np.float32) * np.float32(1.0 / 65025.0)
 
 
 def _reduce(im):

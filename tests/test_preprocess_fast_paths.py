@@ -1,9 +1,8 @@
 """preprocess and imageio fast paths against slow, obvious references.
 
-The photo path was sped up (issue 12) by run-length blob labelling, hat-function interpolation,
-uint8 decoding and integer alpha compositing. Each is checked here against a straightforward
-implementation on many random inputs, and the whole path against the float pipeline on the
-bundled photos.
+The photo path was sped up (issue 12) by run-length blob labelling, hat-function interpolation
+and uint8 decoding. Each is checked here against a straightforward implementation on many random
+inputs, and the whole path against the float pipeline on the bundled photos.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistkit.runtime.imageio import array_to_gray, decode_gray, read_gray, unit_float
+from mnistkit.runtime.imageio import array_to_gray, decode_gray, read_gray
 from mnistkit.runtime.preprocess import _interp_matrix, _runs, normalise, prepare, prepare_gray
 
 SAMPLES = Path(__file__).resolve().parents[1] / "runtime" / "assets" / "samples"
