@@ -37,6 +37,8 @@ from mnistkit.runtime.prediction import predictions
 from mnistkit.runtime.sources import Source
 
 EXECUTORS = ("process", "thread")
+BLAS_SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Set for the worker processes (unless the caller set them): one BLAS thread per worker."""
 
 
 @dataclass
@@ -177,11 +179,16 @@ class BulkJob:
         if self.executor == "thread":
             return ThreadPoolExecutor(self.jobs, thread_name_prefix="mnistkit-prep")
         # spawn: the parent may hold a model interpreter's threads, which fork would not copy safely.
-        # One BLAS thread per worker: the workers are the parallelism (read when numpy loads in them).
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
-        return ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=ignore_sigint)
+        # One BLAS thread per worker: the workers are the parallelism. A spawned worker reads the
+        # variables from the environment it starts with, so they are set only while the workers start.
+        with _environ(BLAS_SINGLE_THREAD):
+            pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=ignore_sigint)
+            # Each submit with no idle worker forks one, there and then (a worker takes far longer
+            # to become idle than these submits), so all of them start with the variables set.
+            for _ in range(self.jobs):
+                pool.submit(os.getpid)
+        return pool
 
     def _ordered(self, pool: Executor, sources: Iterator[Source]) -> Iterator[Prepared]:
         window: deque = deque()
@@ -245,3 +252,15 @@ def stop_on_sigint(job: BulkJob, on_first: Callable[[], None] | None = None):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _environ(defaults: dict[str, str]) -> Iterator[None]:
+    """Set the unset variables of ``defaults`` in ``os.environ`` for the block, then remove them again."""
+    added = [k for k in defaults if k not in os.environ]
+    os.environ.update({k: defaults[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)

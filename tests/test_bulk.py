@@ -321,3 +321,27 @@ def test_closed_stdout_stops_quietly(digits):
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_process_workers_get_one_blas_thread_and_the_caller_keeps_its_environment(monkeypatch):
+    from mnistkit.runtime import Classifier
+    from mnistkit.runtime.bulk import BLAS_SINGLE_THREAD, BulkJob
+
+    for var in BLAS_SINGLE_THREAD:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the caller's own choice reaches the workers
+    job = BulkJob(Classifier.load(DEFAULT_MODEL), jobs=2, executor="process")
+    pool = job._make_pool()
+    try:
+        tasks = [pool.submit(_worker_env, list(BLAS_SINGLE_THREAD)) for _ in range(20)]
+        seen = {task.result() for task in tasks}
+    finally:
+        pool.shutdown()
+    assert len({pid for pid, _ in seen}) == 2  # both workers answered
+    assert {env for _, env in seen} == {("1", "3", "1")}
+    assert [os.environ.get(v) for v in BLAS_SINGLE_THREAD] == [None, "3", None]
+
+
+def _worker_env(names: list[str]) -> tuple[int, tuple]:
+    time.sleep(0.05)  # busy long enough for the other worker to take tasks too
+    return os.getpid(), tuple(os.environ.get(n) for n in names)
