@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,6 +166,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
             raise click.UsageError(str(exc)) from None
     try:
         clf, load_ms = click_guarded(_load, model, backend, threads, strict)
+        click_guarded(_load_kernels)
         job = BulkJob(clf, top_k=top_k, jobs=jobs, executor=executor, batch_size=batch_size)
     except BaseException:
         if writer is not None:
@@ -225,6 +227,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
                "images_per_s": round(stats.images_per_s, 1), "wall_s": round(stats.wall_s, 3),
                "stages_s": {"decode": round(stats.decode_s, 3), "preprocess": round(stats.preprocess_s, 3),
                             "model": round(stats.model_s, 3)},
+               "preprocess_kernels": _kernels_name(),
                "jobs": jobs, "skipped_done": stats.skipped, "skipped_not_images": census.not_images,
                "unsearched_subfolders": census.subfolders, "interrupted": stats.interrupted}
     if output is not None:
@@ -294,9 +297,32 @@ class _JsonDoc:
         self.stream.flush()
 
 
+def _load_kernels() -> None:
+    """Load the preprocessing kernels before the job: one clear error for a bad MNISTKIT_PREPROCESS,
+    a notice on stderr while numba compiles them (once after an install), warm worker processes."""
+    from mnistkit.runtime.preprocess import kernels
+
+    notice = threading.Timer(1.0, lambda: click.echo(
+        "loading the compiled preprocessing (numba compiles it once after an install, ~10 s) ...", err=True))
+    notice.daemon = True
+    notice.start()
+    try:
+        kernels()
+    finally:
+        notice.cancel()
+
+
+def _kernels_name() -> str:
+    """Which preprocessing kernels ran: numba (``mnistkit[fast]``) or numpy."""
+    from mnistkit.runtime.preprocess import kernels
+
+    return kernels().name
+
+
 def _stage_line(stats, jobs: int, census, output: Path | None) -> str:
     parts = [f"{stats.images_per_s:,.0f} images/s over {stats.wall_s:.1f} s with {jobs} job(s); "
-             f"stage time decode {stats.decode_s:.2f} s, preprocess {stats.preprocess_s:.2f} s, "
+             f"stage time decode {stats.decode_s:.2f} s, preprocess {stats.preprocess_s:.2f} s "
+             f"({_kernels_name()} kernels), "
              f"model {stats.model_s:.2f} s" + (" (decode/preprocess summed over workers)" if jobs > 1 else "")]
     if stats.skipped:
         parts.append(f"{stats.skipped:,} already in {output} (skipped)")

@@ -14,7 +14,10 @@ by their centre of mass in a 28x28 frame. :func:`prepare` does the same to a pho
 5. fit into 20x20 keeping the aspect ratio (area averaging), scale the peak to 1 and place it in
    28x28 so its centre of mass lands on pixel (14, 14).
 
-numpy only: Pillow is needed only to decode files and bytes. Arrays that already look like MNIST
+numpy only: Pillow is needed only to decode files and bytes. The pixel loops (block means,
+smoothing, blob labelling, the background surface, resizing) are :class:`Kernels`; with numba
+installed (``mnistkit[fast]``) compiled twins from ``preprocess_jit`` replace the numpy ones, for
+the same answers in about half the time. Arrays that already look like MNIST
 (see :func:`is_mnist_style`) are only scaled to [0, 1]. The constants below were tuned on a
 photo-like set from ``tools/scripts/make_samples.py`` (seed 1); ``tools/scripts/measure_photos.py`` measures them.
 """
@@ -22,12 +25,15 @@ photo-like set from ``tools/scripts/make_samples.py`` (seed 1); ``tools/scripts/
 from __future__ import annotations
 
 import math
+import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from mnistkit.runtime.errors import ImageError
+from mnistkit.runtime.errors import ImageError, UsageError
 from mnistkit.runtime.imageio import ImageInput, array_to_gray, decode_gray, describe, unit_float
 
 SIDE = 28
@@ -42,6 +48,8 @@ MIN_CONTRAST = 0.08
 """Smallest (smoothed) brightness range, in [0, 1], that can hold a digit."""
 INK_THRESHOLD = 0.35
 """Binarisation threshold as a fraction of the ink level (99th percentile of the digit's region)."""
+NO_BLOB = "no digit found; pass a clearer picture of a digit"
+ONLY_SPECKS = "no digit found: only specks; pass a clearer picture of a digit"
 
 
 def is_mnist_style(image: np.ndarray) -> bool:
@@ -103,20 +111,21 @@ def prepare_gray(gray: np.ndarray) -> np.ndarray:
     return normalise(gray)
 
 
-def normalise(gray: np.ndarray) -> np.ndarray:
+def normalise(gray: np.ndarray, ops: Kernels | None = None) -> np.ndarray:
     """Preprocess a grayscale image (H, W) into an MNIST-style (28, 28) array.
 
     ``gray`` is float32 in [0, 1] or uint8 (0-255), as :func:`~mnistkit.runtime.imageio.decode_gray`
-    gives it.
+    gives it. ``ops``: the pixel loops to use, :func:`kernels` unless given.
 
     Raises:
         ImageError: the image is blank (one flat colour) or holds no digit-like blob.
     """
+    ops = ops or kernels()
     height, width = gray.shape
     # 1. Find the digit on a small copy: polarity, background surface, noise floor, blobs.
     f = max(1, math.ceil(max(height, width) / ANALYSIS_SIDE))
-    small = _block_mean(gray, f)
-    smooth = _smooth3(small)
+    small = ops.block_mean(gray, f)
+    smooth = ops.smooth3(small)
     lo, hi, med = float(smooth.min()), float(smooth.max()), _median(small[::2, ::2])
     if hi - lo < MIN_CONTRAST:
         raise ImageError(
@@ -126,8 +135,8 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     light = med - lo > hi - med
     ink = 1.0 - smooth if light else smooth
     ys, xs = _centres(0, small.shape[0], f, height), _centres(0, small.shape[1], f, width)
-    background = _fit_background(ink, ys, xs, hi - lo)
-    bg = background.at(ys, xs)
+    background = _fit_background(ink, ys, xs, hi - lo, ops)
+    bg = ops.background_at(background, ys, xs)
     x = ink - bg
     sample = x[::2, ::2]  # medians of a quarter of the pixels are plenty, and 4x cheaper
     base = _median(sample)
@@ -135,21 +144,21 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     peak = float(x.max()) - base
     if peak < MIN_CONTRAST / 2 or peak < 3 * sigma:
         raise ImageError("no digit found: only noise or lighting changes; pass a clearer picture of a digit")
-    keep = _digit_blobs(x, x > base + max(4.0 * sigma, 0.2 * peak))
-    top, bottom, left, right = _bounds(keep)
+    keep = ops.digit_blobs(x, x > base + max(4.0 * sigma, 0.2 * peak))
+    top, bottom, left, right = ops.bounds(keep)
     r0, r1 = max(0, (top - 1) * f), min(height, (bottom + 1) * f)
     c0, c1 = max(0, (left - 1) * f), min(width, (right + 1) * f)
 
     # 2. The digit's region at up to REGION_SIDE pixels: subtract the background, keep the blobs.
     g = max(1, math.ceil(max(r1 - r0, c1 - c0) / REGION_SIDE))
-    near = _dilate3(keep)  # the kept blobs plus one pixel
+    near = ops.dilate3(keep)  # the kept blobs plus one pixel
     if g == f:  # the region is a block-aligned piece of the small copy: reuse it and its background
         rs, cs = slice(r0 // f, -(-r1 // f)), slice(c0 // f, -(-c1 // f))
         region, v, near = small[rs, cs], bg[rs, cs].copy(), near[rs, cs]
     else:
-        region = _block_mean(gray[r0:r1, c0:c1], g)
+        region = ops.block_mean(gray[r0:r1, c0:c1], g)
         py, px = _centres(r0, region.shape[0], g), _centres(c0, region.shape[1], g)
-        v = background.at(py / np.float32(height) - 0.5, px / np.float32(width) - 0.5)
+        v = ops.background_at(background, py / np.float32(height) - 0.5, px / np.float32(width) - 0.5)
         rows_near = np.minimum(py.astype(np.intp) // f, near.shape[0] - 1)
         cols_near = np.minimum(px.astype(np.intp) // f, near.shape[1] - 1)
         near = near.take(rows_near, axis=0).take(cols_near, axis=1)  # looked up at region pixels
@@ -163,17 +172,17 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     values = v[v > 0]
     if values.size == 0:
         raise ImageError("no digit found after removing the background; pass a clearer picture of a digit")
-    k = int(0.99 * (values.size - 1))
-    level = float(np.partition(values, k)[k])
+    q = int(0.99 * (values.size - 1))
+    level = float(np.partition(values, q)[q])
     t = max(INK_THRESHOLD * level, 3.0 * noise)
     soft = 0.15 * level
-    box = _bounds(v > np.float32(t - soft))
+    box = ops.bounds(v > np.float32(t - soft))
     if box is None or max(box[1] - box[0], box[3] - box[2]) < 3:
         raise ImageError("no digit found, only a speck; pass a clearer picture of a digit")
     crop = v[box[0] : box[1], box[2] : box[3]]
     b = _clip01((crop - np.float32(t - soft)) * np.float32(0.5 / soft))
     # 4. Fit into 20x20, centre by mass in 28x28.
-    return _place(_fit_box(b))
+    return ops.place(ops.fit_box(b))
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -209,7 +218,7 @@ class Background:
         return (left @ core) @ right
 
 
-def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: float) -> Background:
+def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: float, ops: Kernels) -> Background:
     """Fit the background of ``ink`` (ink bright) from low percentiles of up to 8x8 cells.
 
     A quadratic trend is fitted robustly to the cells that hold no ink (starting from the darker
@@ -221,18 +230,26 @@ def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: f
         ink: the small image, ink bright.
         ys, xs: normalised (-0.5..0.5) coordinates of its row and column centres.
         contrast: the image's brightness range.
+        ops: the kernels (the surface fit is one).
     """
     h, w = ink.shape
     g = min(max(min(h, w) // 8, 1), 8)  # cells of at least 8 pixels
     ch, cw = h // g, w // g
     cells = ink[: g * ch, : g * cw].reshape(g, ch, g, cw).transpose(0, 2, 1, 3).reshape(g * g, -1)
-    k = cells.shape[1] // 4
-    values = np.partition(cells, k, axis=1)[:, k]  # 25th percentile: a cell must be 3/4 ink to look inky
+    q = cells.shape[1] // 4
+    values = np.partition(cells, q, axis=1)[:, q]  # 25th percentile: a cell must be 3/4 ink to look inky
     cy = np.add.reduce(ys[: g * ch].reshape(g, ch), axis=1) / np.float32(ch)
     cx = np.add.reduce(xs[: g * cw].reshape(g, cw), axis=1) / np.float32(cw)
+    coef, grid = ops.fit_surface(values, cy, cx, contrast)
+    return Background(coef, grid, cy, cx)
+
+
+def _fit_surface(values: np.ndarray, cy: np.ndarray, cx: np.ndarray, contrast: float) -> tuple[np.ndarray, np.ndarray]:
+    """Quadratic trend coefficients (6) and correction grid (g, g) from the cells' 25th percentiles."""
+    g = len(cy)
     if g < 4:  # too few cells for a surface: a flat background at the median
         coef = np.array([_median(values), 0, 0, 0, 0, 0], np.float32)
-        return Background(coef, np.zeros((g, g), np.float32), cy, cx)
+        return coef, np.zeros((g, g), np.float32)
     design = np.empty((g, g, 6), np.float64)  # 1, y, x, y^2, yx, x^2 at every cell centre
     y, x = cy.astype(np.float64)[:, None], cx.astype(np.float64)[None, :]
     design[..., 0], design[..., 1], design[..., 2] = 1.0, y, x
@@ -249,7 +266,7 @@ def _fit_background(ink: np.ndarray, ys: np.ndarray, xs: np.ndarray, contrast: f
             break
         use = new
     grid = np.where(use, resid, 0.0).reshape(g, g)
-    return Background(coef.astype(np.float32), grid.astype(np.float32), cy, cx)
+    return coef.astype(np.float32), grid.astype(np.float32)
 
 
 def _interp_matrix(pos: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -284,7 +301,7 @@ def _digit_blobs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """
     row, start, end, blob = _runs(mask)
     if row.size == 0:
-        raise ImageError("no digit found; pass a clearer picture of a digit")
+        raise ImageError(NO_BLOB)
     n = int(blob.max()) + 1
     length = end - start
     # The mask's pixels, in row-major order, are the runs' pixels one run after the other.
@@ -310,7 +327,7 @@ def _digit_blobs(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     keep = np.zeros(mask.shape, bool)
     keep[mask] = np.repeat(near[blob], length)
     if np.count_nonzero(keep) < 3:
-        raise ImageError("no digit found: only specks; pass a clearer picture of a digit")
+        raise ImageError(ONLY_SPECKS)
     return keep
 
 
@@ -502,3 +519,67 @@ def _dilate3(mask: np.ndarray) -> np.ndarray:
     p[1:-1, 1:-1] = mask
     rows = p[:-2] | p[1:-1] | p[2:]
     return rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]
+
+
+# --- kernels -------------------------------------------------------------------------------------
+
+PREPROCESS_ENV = "MNISTKIT_PREPROCESS"
+"""``numpy`` forces the numpy kernels; ``numba`` requires the compiled ones; unset or ``auto``: the best installed."""
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The pixel loops of :func:`normalise`, which keeps the steps and the selections (percentiles).
+
+    The numpy kernels always work; ``mnistkit.runtime.preprocess_jit`` compiles the same loops with
+    numba when it is installed (``pip install "mnistkit[fast]"``), for the same answers in less time.
+    """
+
+    name: str
+    block_mean: Callable[[np.ndarray, int], np.ndarray]
+    smooth3: Callable[[np.ndarray], np.ndarray]
+    fit_surface: Callable[[np.ndarray, np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+    background_at: Callable[[Background, np.ndarray, np.ndarray], np.ndarray]
+    digit_blobs: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    bounds: Callable[[np.ndarray], "tuple[int, int, int, int] | None"]
+    dilate3: Callable[[np.ndarray], np.ndarray]
+    fit_box: Callable[[np.ndarray], np.ndarray]
+    place: Callable[[np.ndarray], np.ndarray]
+
+
+NUMPY_KERNELS = Kernels(
+    "numpy", _block_mean, _smooth3, _fit_surface, lambda b, ys, xs: b.at(ys, xs),
+    _digit_blobs, _bounds, _dilate3, _fit_box, _place,
+)
+
+
+@lru_cache(maxsize=1)
+def kernels() -> Kernels:
+    """The kernels :func:`normalise` uses: compiled ones when numba is installed, unless
+    ``MNISTKIT_PREPROCESS=numpy`` (read once per process). Loading the compiled ones takes ~0.3 s
+    (numba's import and disk cache), ~10 s the first time after an install (compilation).
+
+    Raises:
+        UsageError: ``MNISTKIT_PREPROCESS`` is not auto/numpy/numba, or is numba without numba installed.
+    """
+    choice = os.environ.get(PREPROCESS_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "numpy", "numba"):
+        raise UsageError(f"{PREPROCESS_ENV}={choice!r} is not auto, numpy or numba; unset it or pick one")
+    if choice == "numpy":
+        return NUMPY_KERNELS
+    try:
+        from mnistkit.runtime.preprocess_jit import KERNELS, warm_up
+    except ImportError as exc:  # numba missing, or too old/new for this numpy
+        if choice == "numba":
+            raise UsageError(
+                f'{PREPROCESS_ENV}=numba but numba cannot be imported ({exc}); pip install "mnistkit[fast]"'
+            ) from None
+        return NUMPY_KERNELS
+    try:
+        warm_up()
+    except Exception as exc:  # noqa: BLE001 - a numba that cannot compile here must not stop the work
+        if choice == "numba":
+            raise UsageError(f"{PREPROCESS_ENV}=numba but the kernels do not compile here: {exc}") from None
+        warnings.warn(f"compiled preprocessing unavailable ({type(exc).__name__}: {exc}); using numpy", stacklevel=2)
+        return NUMPY_KERNELS
+    return KERNELS
