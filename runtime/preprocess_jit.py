@@ -98,36 +98,9 @@ def _smooth3(a):
 
 
 @njit(cache=True, nogil=True)
-def _select(values, k):
-    """The k-th smallest value (quickselect with a median-of-3 pivot, in place)."""
-    lo, hi = 0, values.size - 1
-    while lo < hi:
-        a, b, c = values[lo], values[(lo + hi) // 2], values[hi]
-        pivot = max(min(a, b), min(max(a, b), c))  # pixels are spatially ordered: a middle pivot alone can be poor
-        i, j = lo, hi
-        while i <= j:
-            while values[i] < pivot:
-                i += 1
-            while values[j] > pivot:
-                j -= 1
-            if i <= j:
-                values[i], values[j] = values[j], values[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            return values[k]
-    return values[k]
-
-
-@njit(cache=True, nogil=True)
 def _median(a):
-    """Median of all values (the upper one for an even count), as float64; ``a`` is reordered."""
-    flat = a.ravel()
-    return np.float64(_select(flat, flat.size // 2))
+    """Median of all values (the upper one for an even count), as float64 (few values: a sort)."""
+    return np.float64(np.sort(a.ravel())[a.size // 2])
 
 
 @njit(cache=True, nogil=True)
@@ -137,7 +110,7 @@ def _fit_surface(values, cy, cx, contrast):
     coef = np.zeros(6, F32)
     grid = np.zeros((g, g), F32)
     if g < 4:
-        coef[0] = F32(_median(values.copy()))
+        coef[0] = F32(_median(values))
         return coef, grid
     design = np.empty((g * g, 6))
     for gy in range(g):
@@ -146,7 +119,7 @@ def _fit_surface(values, cy, cx, contrast):
             row = design[gy * g + gx]
             row[0], row[1], row[2], row[3], row[4], row[5] = 1.0, y, x, y * y, y * x, x * x
     vals = values.astype(np.float64)
-    use = values <= F32(_median(values.copy()))
+    use = values <= F32(_median(values))
     resid = np.zeros(g * g)
     for _ in range(4):
         ata = np.zeros((6, 6))

@@ -306,10 +306,12 @@ def test_throughput_script_runs(digits):
 
     root, _ = digits
     doc = {}
-    for name in ("jobs1", "process2"):
-        doc[name] = bench_bulk.run_once(root / "a" / "b", bench_bulk.RUNS[name], root.parent / f"{name}.jsonl")
+    for name in ("jobs1", "process2_numpy"):
+        args, env = bench_bulk.run_args(name)
+        doc[name] = bench_bulk.run_once(root / "a" / "b", args, root.parent / f"{name}.jsonl", env)
         assert doc[name]["images"] == 100 and doc[name]["peak_rss_mib"] > 10
-    assert bench_bulk.labels(root.parent / "jobs1.jsonl") == bench_bulk.labels(root.parent / "process2.jsonl")
+    assert doc["process2_numpy"]["kernels"] == "numpy"
+    assert bench_bulk.labels(root.parent / "jobs1.jsonl") == bench_bulk.labels(root.parent / "process2_numpy.jsonl")
 
 
 def test_closed_stdout_stops_quietly(digits):

@@ -1,6 +1,6 @@
 """Throughput and memory of ``mnistkit classify`` on a large folder: --jobs 1, --jobs N, --engine ray.
 
-    python -m mnistkit.tools.bench.bulk FOLDER [--small SUBFOLDER] [--runs jobs1,process2,thread2,ray]
+    python -m mnistkit.tools.bench.bulk FOLDER [--small SUBFOLDER] [--runs jobs1,process2,thread2,ray,jobs1_numpy]
                                         [--rounds 3] [--json] [--markdown reports/bulk.md]
 
 Each run is a fresh ``mnistkit classify -r FOLDER --output tmp.jsonl --json`` process. Reported per
@@ -29,9 +29,19 @@ RUNS = {
     "thread2": ["--jobs", "2", "--executor", "thread"],
     "ray": ["--engine", "ray"],
 }
+NUMPY = "_numpy"
+"""A run name ending in this runs with MNISTKIT_PREPROCESS=numpy (e.g. ``jobs1_numpy``): the numpy
+kernels, when numba (``mnistkit[fast]``) would otherwise be used."""
 
 
-def run_once(folder: Path, args: list[str], out: Path) -> dict:
+def run_args(name: str) -> tuple[list[str], dict[str, str]]:
+    """Command-line arguments and extra environment of a run name; KeyError for an unknown one."""
+    if name.endswith(NUMPY):
+        return RUNS[name[: -len(NUMPY)]], {"MNISTKIT_PREPROCESS": "numpy"}
+    return RUNS[name], {}
+
+
+def run_once(folder: Path, args: list[str], out: Path, env: dict[str, str] | None = None) -> dict:
     """Run one classify process; return its summary, wall time and tree RSS (MiB).
 
     RSS is sampled every 0.1 s together with the number of records written so far, so besides the
@@ -42,7 +52,8 @@ def run_once(folder: Path, args: list[str], out: Path) -> dict:
 
     cmd = [sys.executable, "-m", "mnistkit.runtime", "-r", str(folder), "--output", str(out), "--json", *args]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
     samples: list[tuple[int, int]] = []  # (records written, tree RSS bytes)
     ps = psutil.Process(proc.pid)
     records, offset = 0, 0
@@ -71,7 +82,7 @@ def run_once(folder: Path, args: list[str], out: Path) -> dict:
         got = [r for n, r in samples if lo < n <= hi]
         return round(max(got) / 2**20, 1) if got else None
 
-    return {"images": total, "failed": summary["failed"],
+    return {"images": total, "failed": summary["failed"], "kernels": summary.get("preprocess_kernels", "-"),
             "images_per_s": summary.get("images_per_s"), "wall_s": round(wall, 2),
             "peak_rss_mib": round(max((r for _, r in samples), default=0) / 2**20, 1),
             "rss_first_2000_mib": rss_while(0, 2000), "rss_last_10pct_mib": rss_while(0.9 * total, total)}
@@ -95,12 +106,12 @@ def to_markdown(doc: dict) -> str:
              "it (model loaded, first image to last record), wall time of the whole process, peak RSS of the "
              "process tree sampled every 0.1 s (main process + workers; for Ray, the local instance's processes "
              "too)" + (f"; 1-minute load average before the runs: {load:.2f}." if load is not None else "."), "",
-             "| run | images | images/s | vs --jobs 1 | wall s | peak RSS MiB | RSS: first 2,000 / last 10% | "
-             "labels = --jobs 1 |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| run | preprocessing | images | images/s | vs --jobs 1 | wall s | peak RSS MiB | "
+             "RSS: first 2,000 / last 10% | labels = --jobs 1 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, b in doc["median"].items():
         same = b.get("labels_identical_to_jobs1")
-        lines.append(f"| {name} | {b['images']:,} | {b['images_per_s']:.1f} | "
+        lines.append(f"| {name} | {b.get('kernels', '-')} | {b['images']:,} | {b['images_per_s']:.1f} | "
                      f"{doc['speedup_vs_jobs1'].get(name, float('nan')):.2f}x | {b['wall_s']:.1f} | "
                      f"{b['peak_rss_mib']:.1f} | {_mib(b.get('rss_first_2000_mib'))} / "
                      f"{_mib(b.get('rss_last_10pct_mib'))} | {'-' if same is None else 'yes' if same else 'NO'} |")
@@ -135,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         print(to_markdown(doc))
         return 0
     names = [n for n in args.runs.split(",") if n]
-    unknown = [n for n in names if n not in RUNS]
+    unknown = [n for n in names if n.removesuffix(NUMPY) not in RUNS]
     if unknown:
-        print(f"error: unknown run(s) {unknown}; choose from {', '.join(RUNS)}", file=sys.stderr)
+        print(f"error: unknown run(s) {unknown}; choose from {', '.join(RUNS)}, each also with {NUMPY}",
+              file=sys.stderr)
         return 2
     results: dict[str, list[dict]] = {}
     load_before = os.getloadavg()[0]
@@ -146,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for name in names:
                 out = Path(tmp) / f"{name}-{r}.jsonl"
-                res = run_once(args.folder, RUNS[name], out)
+                cli_args, env = run_args(name)
+                res = run_once(args.folder, cli_args, out, env)
                 got = labels(out)
                 if reference is None and name == "jobs1":
                     reference = got
