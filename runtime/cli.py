@@ -303,7 +303,8 @@ def _load_kernels() -> None:
     from mnistkit.runtime.preprocess import kernels
 
     notice = threading.Timer(1.0, lambda: click.echo(
-        "loading the compiled preprocessing (numba compiles it once after an install, ~10 s) ...", err=True))
+        "loading the compiled preprocessing (the first run after an install compiles it: ~15 s here, "
+        "a few minutes on a Pi) ...", err=True))
     notice.daemon = True
     notice.start()
     try:

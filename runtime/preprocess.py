@@ -557,7 +557,8 @@ NUMPY_KERNELS = Kernels(
 def kernels() -> Kernels:
     """The kernels :func:`normalise` uses: compiled ones when numba is installed, unless
     ``MNISTKIT_PREPROCESS=numpy`` (read once per process). Loading the compiled ones takes ~0.3 s
-    (numba's import and disk cache), ~10 s the first time after an install (compilation).
+    (numba's import and disk cache); the first time after an install, compilation takes ~10-15 s
+    (minutes on a Pi).
 
     Raises:
         UsageError: ``MNISTKIT_PREPROCESS`` is not auto/numpy/numba, or is numba without numba installed.

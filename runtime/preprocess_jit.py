@@ -6,7 +6,7 @@ uses these when numba is installed (``pip install "mnistkit[fast]"``) unless
 ``MNISTKIT_PREPROCESS=numpy``. Each function computes what the numpy function of the same name in
 ``preprocess.py`` computes (read that for the why of each step), in float32 like it; the tests hold
 the two to the same answers. Compiled code is cached on disk (``cache=True``): the first use after
-an install compiles for ~10 s, later processes load it in a fraction of a second.
+an install compiles for ~10-15 s (minutes on a Pi), later processes load it in ~0.3 s.
 """
 
 from __future__ import annotations
@@ -38,17 +38,28 @@ def _block_mean(sub, u8, f):
     out = np.empty((rows.shape[0], full + (1 if rest > 0 else 0)), F32)
     scale = F32(1.0 / (f * f) / (255.0 if u8 else 1.0))
     for i in range(rows.shape[0]):
-        row = rows[i]
-        for b in range(full):
-            s = row[b * f]
-            for k in range(1, f):
-                s += row[b * f + k]
-            out[i, b] = s * scale
+        row, o = rows[i], out[i]
+        # The common factors spelled out: a constant stride vectorises, a variable one does not (8x).
+        if f == 2:
+            for b in range(full):
+                o[b] = (row[2 * b] + row[2 * b + 1]) * scale
+        elif f == 3:
+            for b in range(full):
+                o[b] = ((row[3 * b] + row[3 * b + 1]) + row[3 * b + 2]) * scale
+        elif f == 4:
+            for b in range(full):
+                o[b] = (((row[4 * b] + row[4 * b + 1]) + row[4 * b + 2]) + row[4 * b + 3]) * scale
+        else:
+            for b in range(full):
+                s = row[b * f]
+                for k in range(1, f):
+                    s += row[b * f + k]
+                o[b] = s * scale
         if rest:
             s = row[full * f]
             for k in range(1, rest):
                 s += row[full * f + k]
-            out[i, full] = (s + F32(f - rest) * row[w - 1]) * scale
+            o[full] = (s + F32(f - rest) * row[w - 1]) * scale
     return out
 
 
