@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mnistkit.runtime.bulk_work import Prepared, ignore_sigint, prepare_many, prepare_source
+from mnistkit.runtime.bulk_work import Prepared, prepare_many, prepare_source, start_worker
 from mnistkit.runtime.errors import UsageError
 from mnistkit.runtime.prediction import predictions
 from mnistkit.runtime.sources import Source
@@ -104,6 +104,20 @@ class BulkJob:
         self.batch_size = batch_size
         self.chunk = chunk
         self._stop = threading.Event()
+        self._pool: Executor | None = None
+
+    def start(self) -> None:
+        """Start the workers now rather than in :meth:`run`, so that they get ready (worker processes
+        import numpy and load the preprocessing kernels) while the caller does too. :meth:`run`
+        stops them at its end; :meth:`close` stops them if it is never called."""
+        if self.jobs > 1 and self._pool is None:
+            self._pool = self._make_pool()
+
+    def close(self) -> None:
+        """Stop workers started by :meth:`start` that no :meth:`run` used."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         """Ask the job to end after the batch in progress (safe from a signal handler)."""
@@ -169,7 +183,7 @@ class BulkJob:
         if self.jobs == 1:
             yield (prepare_source(s) for s in sources)
             return
-        pool = self._make_pool()
+        pool, self._pool = self._pool or self._make_pool(), None
         try:
             yield self._ordered(pool, sources)
         finally:
@@ -183,7 +197,7 @@ class BulkJob:
         # variables from the environment it starts with, so they are set only while the workers start.
         with _environ(BLAS_SINGLE_THREAD):
             pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=ignore_sigint)
+                                       initializer=start_worker)
             # Each submit with no idle worker forks one, there and then (a worker takes far longer
             # to become idle than these submits), so all of them start with the variables set.
             for _ in range(self.jobs):

@@ -77,9 +77,16 @@ def prepare_many(sources: list[Source]) -> list[Prepared]:
     return [prepare_source(s) for s in sources]
 
 
-def ignore_sigint() -> None:
-    """Worker-process initializer: Ctrl-C is the main process's to handle (it stops the pool)."""
+def start_worker() -> None:
+    """Worker-process initializer: Ctrl-C is the main process's to handle (it stops the pool), and
+    the preprocessing kernels load now, while the main process gets ready, not in the first task."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        from mnistkit.runtime.preprocess import kernels_for_worker
+
+        kernels_for_worker()
+    except Exception:  # noqa: BLE001,S110 - a bad MNISTKIT_PREPROCESS is reported by every task instead
+        pass
 
 
 def _named(name: str, message: str) -> str:

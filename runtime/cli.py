@@ -164,11 +164,15 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
             writer, done = open_output(output, resume=resume)
         except MnistkitError as exc:
             raise click.UsageError(str(exc)) from None
+    job = None
     try:
         clf, load_ms = click_guarded(_load, model, backend, threads, strict)
-        click_guarded(_load_kernels)
         job = BulkJob(clf, top_k=top_k, jobs=jobs, executor=executor, batch_size=batch_size)
+        job.start()  # worker processes get ready while this one loads the kernels
+        click_guarded(_load_kernels)
     except BaseException:
+        if job is not None:
+            job.close()
         if writer is not None:
             writer.stream.close()
             if not done:  # nothing was in it: leave no empty file behind

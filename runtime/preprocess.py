@@ -553,6 +553,18 @@ NUMPY_KERNELS = Kernels(
 )
 
 
+_worker = False  # set by kernels_for_worker()
+
+
+def kernels_for_worker() -> Kernels:
+    """:func:`kernels`, in a worker process started together with its main process (``mnistkit
+    classify --jobs N``): the workers load the compiled kernels side by side, once the main process
+    has loaded (or, the first time, compiled) them, instead of one after the other."""
+    global _worker
+    _worker = True
+    return kernels()
+
+
 @lru_cache(maxsize=1)
 def kernels() -> Kernels:
     """The kernels :func:`normalise` uses: compiled ones when numba is installed, unless
@@ -577,7 +589,7 @@ def kernels() -> Kernels:
             ) from None
         return NUMPY_KERNELS
     try:
-        warm_up()
+        warm_up(shared=_worker)
     except Exception as exc:  # noqa: BLE001 - a numba that cannot compile here must not stop the work
         if choice == "numba":
             raise UsageError(f"{PREPROCESS_ENV}=numba but the kernels do not compile here: {exc}") from None

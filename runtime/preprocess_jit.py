@@ -11,6 +11,12 @@ an install compiles for ~10-15 s (minutes on a Pi), later processes load it in ~
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
@@ -411,25 +417,47 @@ def _background_at_kernel(b: Background, ys: np.ndarray, xs: np.ndarray) -> np.n
     return _background_at(b.coef, b.grid, b.cy, b.cx, ys, xs)
 
 
-def warm_up() -> None:
-    """Compile every kernel (the first use after an install, ~10 s) or load it from the disk cache.
+def warm_up(shared: bool = False) -> None:
+    """Compile every kernel (the first use after an install, ~10-15 s) or load it from the disk cache.
 
     Runs :func:`preprocess.normalise` on a few synthetic pages covering the input types (uint8,
-    read-only uint8 and float32; the analysis copy reused as the region, and a region of its own), so that compilation
-    happens once, here, and not in the middle of a job or in each of its worker processes.
+    read-only uint8 and float32; the analysis copy reused as the region, and a region of its own), so
+    that compilation happens once, here, and not in the middle of a job. Meanwhile it holds a lock
+    file: exclusively, so that of several processes starting at once one compiles and the others
+    then load its cache; ``shared`` holders (bulk worker processes) load side by side and wait only
+    for an exclusive one (their main process, loading or compiling at the same time).
     """
     from mnistkit.runtime.preprocess import normalise
 
-    for side in (100, 400):
-        page = np.full((side, side * 3 // 4), 200, np.uint8)
-        page[side // 3: 2 * side // 3, side // 3: side // 3 + side // 10 + 2] = 30  # a "1"
-        decoded = page.copy()
-        decoded.setflags(write=False)  # as np.asarray gives a decoded Pillow image
-        for gray in (page, decoded, page.astype(np.float32) / np.float32(255.0)):
-            try:
-                normalise(gray, KERNELS)
-            except ImageError:
-                pass
+    with _cache_lock(shared):
+        for side in (100, 400):
+            page = np.full((side, side * 3 // 4), 200, np.uint8)
+            page[side // 3: 2 * side // 3, side // 3: side // 3 + side // 10 + 2] = 30  # a "1"
+            decoded = page.copy()
+            decoded.setflags(write=False)  # as np.asarray gives a decoded Pillow image
+            for gray in (page, decoded, page.astype(np.float32) / np.float32(255.0)):
+                try:
+                    normalise(gray, KERNELS)
+                except ImageError:
+                    pass
+
+
+@contextmanager
+def _cache_lock(shared: bool) -> Iterator[None]:
+    """flock on a per-user file in the temp folder; without flock (Windows) or a temp folder, no lock."""
+    try:
+        import fcntl
+
+        fd = os.open(Path(tempfile.gettempdir()) / f"mnistkit-kernels-{os.getuid()}.lock",
+                     os.O_RDWR | os.O_CREAT, 0o600)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 KERNELS = Kernels(

@@ -18,6 +18,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MNISTKIT_PROBE", "0")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def preprocessing_kernels():
+    """Load the preprocessing kernels once, up front: with numba installed (the dev extra installs
+    it) the first load after a change compiles them (~15 s), which would otherwise land in whichever
+    test first classifies a photo, maybe inside a child process with a timeout. Children load the cache."""
+    from mnistkit.runtime.preprocess import kernels
+
+    return kernels()
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The folder of the four canonical MNIST IDX files (tests never download)."""

@@ -347,3 +347,29 @@ def test_process_workers_get_one_blas_thread_and_the_caller_keeps_its_environmen
 def _worker_env(names: list[str]) -> tuple[int, tuple]:
     time.sleep(0.05)  # busy long enough for the other worker to take tasks too
     return os.getpid(), tuple(os.environ.get(n) for n in names)
+
+
+def test_workers_started_early_serve_the_run_or_stop_on_close(digits):
+    psutil = pytest.importorskip("psutil")
+    from mnistkit.runtime import Classifier
+    from mnistkit.runtime.bulk import BulkJob
+
+    root, labels = digits
+    def workers() -> set[int]:  # spawned workers (multiprocessing's resource tracker stays)
+        return {p.pid for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())}
+
+    clf = Classifier.load(DEFAULT_MODEL)
+    job = BulkJob(clf, jobs=2)
+    job.start()
+    started = workers()
+    assert len(started) == 2  # both workers exist before any run
+    job.close()
+    assert not started & workers()
+
+    job = BulkJob(clf, jobs=2)
+    job.start()
+    started = workers()
+    records: list[dict] = []
+    stats = job.run(iter_sources([str(root / "a" / "b")]), emit=records.extend)
+    assert stats.classified == 100 and len(records) == 100
+    assert started and not started & workers()  # run() used and then stopped the started workers
