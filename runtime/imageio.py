@@ -223,8 +223,10 @@ def _pil_to_gray(im, owned: bool) -> np.ndarray:
     elif mode != "L":
         im = im.convert("L")
     a = np.asarray(_reduce(im))
-    if has_alpha:
-        return array_to_gray(a)  # (H, W, 2): composited on white
+    if has_alpha:  # (H, W, 2): composited on white, by array_to_gray's rule
+        from mnistkit.runtime.preprocess import kernels
+
+        return kernels().gray_alpha(a)
     return a
 
 

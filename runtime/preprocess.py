@@ -529,7 +529,8 @@ PREPROCESS_ENV = "MNISTKIT_PREPROCESS"
 
 @dataclass(frozen=True)
 class Kernels:
-    """The pixel loops of :func:`normalise`, which keeps the steps and the selections (percentiles).
+    """The pixel loops of :func:`normalise` (which keeps the steps and the selections, percentiles),
+    and of decoding an image with transparency.
 
     The numpy kernels always work; ``mnistkit.runtime.preprocess_jit`` compiles the same loops with
     numba when it is installed (``pip install "mnistkit[fast]"``), for the same answers in less time.
@@ -545,11 +546,12 @@ class Kernels:
     dilate3: Callable[[np.ndarray], np.ndarray]
     fit_box: Callable[[np.ndarray], np.ndarray]
     place: Callable[[np.ndarray], np.ndarray]
+    gray_alpha: Callable[[np.ndarray], np.ndarray]  # decoding: uint8 (H, W, 2) gray + alpha, composited
 
 
 NUMPY_KERNELS = Kernels(
     "numpy", _block_mean, _smooth3, _fit_surface, lambda b, ys, xs: b.at(ys, xs),
-    _digit_blobs, _bounds, _dilate3, _fit_box, _place,
+    _digit_blobs, _bounds, _dilate3, _fit_box, _place, array_to_gray,
 )
 
 

@@ -394,6 +394,25 @@ def _fit_box(b):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _gray_alpha(la):
+    """uint8 gray + alpha (H, W, 2) to float32, composited on white, or on black when that shows the
+    picture with over twice the contrast (light ink): ``imageio.array_to_gray``'s rule."""
+    h, w = la.shape[0], la.shape[1]
+    on_black, on_white = np.empty((h, w), F32), np.empty((h, w), F32)
+    lo_b, hi_b, lo_w, hi_w = F32(np.inf), F32(-np.inf), F32(np.inf), F32(-np.inf)
+    for i in range(h):
+        ob, ow = on_black[i], on_white[i]
+        for j in range(w):
+            alpha = F32(la[i, j, 1]) / F32(255.0)
+            b = (F32(la[i, j, 0]) / F32(255.0)) * alpha
+            white = b + (F32(1.0) - alpha)
+            ob[j], ow[j] = b, white
+            lo_b, hi_b = min(lo_b, b), max(hi_b, b)
+            lo_w, hi_w = min(lo_w, white), max(hi_w, white)
+    return on_black if hi_b - lo_b > F32(2.0) * (hi_w - lo_w) else on_white
+
+
 # --- the kernels, with the numpy kernels' signatures ---------------------------------------------
 
 
@@ -421,11 +440,12 @@ def warm_up(shared: bool = False) -> None:
     """Compile every kernel (the first use after an install, ~10-15 s) or load it from the disk cache.
 
     Runs :func:`preprocess.normalise` on a few synthetic pages covering the input types (uint8,
-    read-only uint8 and float32; the analysis copy reused as the region, and a region of its own), so
-    that compilation happens once, here, and not in the middle of a job. Meanwhile it holds a lock
-    file: exclusively, so that of several processes starting at once one compiles and the others
-    then load its cache; ``shared`` holders (bulk worker processes) load side by side and wait only
-    for an exclusive one (their main process, loading or compiling at the same time).
+    read-only uint8 and float32; the analysis copy reused as the region, and a region of its own)
+    and composites a gray + alpha page, so that compilation happens once, here, and not in the
+    middle of a job. Meanwhile it holds a lock file: exclusively, so that of several processes
+    starting at once one compiles and the others then load its cache; ``shared`` holders (bulk
+    worker processes) load side by side and wait only for an exclusive one (their main process,
+    loading or compiling at the same time).
     """
     from mnistkit.runtime.preprocess import normalise
 
@@ -440,6 +460,9 @@ def warm_up(shared: bool = False) -> None:
                     normalise(gray, KERNELS)
                 except ImageError:
                     pass
+        la = np.stack([page, np.full_like(page, 255)], axis=-1)
+        la.setflags(write=False)
+        KERNELS.gray_alpha(la)
 
 
 @contextmanager
@@ -464,5 +487,5 @@ KERNELS = Kernels(
     "numba", _block_mean_kernel, _smooth3, _fit_surface, _background_at_kernel,
     # placing by the centre of mass stays numpy's: a compiled sum rounded differently can move a
     # digit whose centre falls exactly between two pixels, and the numpy step costs only ~8 us
-    _digit_blobs_kernel, _bounds_kernel, _dilate3, _fit_box, NUMPY_KERNELS.place,
+    _digit_blobs_kernel, _bounds_kernel, _dilate3, _fit_box, NUMPY_KERNELS.place, _gray_alpha,
 )

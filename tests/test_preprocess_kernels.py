@@ -162,3 +162,26 @@ def test_kernels_refuse_a_bad_setting(monkeypatch):
     finally:
         monkeypatch.delenv("MNISTKIT_PREPROCESS")
         P.kernels.cache_clear()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gray_alpha(seed):
+    rng = np.random.default_rng(seed)
+    h, w = (int(s) for s in rng.integers(1, 70, 2))
+    la = rng.integers(0, 256, (h, w, 2), dtype=np.uint8)
+    if seed % 2:  # light ink that only shows on black: the other branch of the rule
+        la[..., 0] = 255
+    la.setflags(write=False)  # as decoded
+    np.testing.assert_array_equal(JIT.gray_alpha(la), NP.gray_alpha(la))  # same float32 operations
+
+
+def test_decoded_transparent_png_uses_the_kernels(tmp_path):
+    from PIL import Image
+
+    rgba = np.zeros((40, 30, 4), np.uint8)
+    rgba[8:32, 12:18] = (20, 20, 20, 255)  # an opaque dark "1" on a transparent page
+    path = tmp_path / "one.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    gray = decode_gray(path)
+    assert gray.dtype == np.float32 and gray[0, 0] == 1.0 and gray[20, 15] < 0.1  # on white
+    np.testing.assert_array_equal(gray, NP.gray_alpha(np.asarray(Image.open(path).convert("LA"))))
