@@ -291,7 +291,7 @@ def _digit_blobs(x, mask):
             mass[k] += x[i, j]
             top[k], bottom[k] = min(top[k], i), max(bottom[k], i)
             left[k], right[k] = min(left[k], j), max(right[k], j)
-    main, best = 0, -1.0
+    main, best = 0, -np.inf  # the first highest score, as np.argmax
     for k in range(m):
         edge = top[k] == 0 or left[k] == 0 or bottom[k] == h - 1 or right[k] == w - 1
         score = (0.3 if edge else 1.0) * mass[k]
