@@ -1,7 +1,7 @@
 """The pixel loops of :func:`mnistkit.runtime.preprocess.normalise`, compiled with numba.
 
 numpy runs them as ~290 small calls per image, each paying Python's and numpy's call overhead; here
-each is one compiled loop, and the photo path takes about half the time. :func:`preprocess.kernels`
+each is one compiled loop, and the normalisation takes about half the time. :func:`preprocess.kernels`
 uses these when numba is installed (``pip install "mnistkit[fast]"``) unless
 ``MNISTKIT_PREPROCESS=numpy``. Each function computes what the numpy function of the same name in
 ``preprocess.py`` computes (read that for the why of each step), in float32 like it; the tests hold

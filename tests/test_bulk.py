@@ -355,20 +355,27 @@ def test_workers_started_early_serve_the_run_or_stop_on_close(digits):
     from mnistkit.runtime.bulk import BulkJob
 
     root, labels = digits
-    def workers() -> set[int]:  # spawned workers (multiprocessing's resource tracker stays)
-        return {p.pid for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())}
+    def workers(expect: int | None = None) -> set[int]:
+        """Spawned workers (multiprocessing's resource tracker stays); a child just forked still
+        shows the parent's command line until it execs, so wait up to 10 s for ``expect`` of them."""
+        deadline = time.monotonic() + 10
+        while True:
+            found = {p.pid for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())}
+            if expect is None or len(found) == expect or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
 
     clf = Classifier.load(DEFAULT_MODEL)
     job = BulkJob(clf, jobs=2)
     job.start()
-    started = workers()
+    started = workers(expect=2)
     assert len(started) == 2  # both workers exist before any run
     job.close()
     assert not started & workers()
 
     job = BulkJob(clf, jobs=2)
     job.start()
-    started = workers()
+    started = workers(expect=2)
     records: list[dict] = []
     stats = job.run(iter_sources([str(root / "a" / "b")]), emit=records.extend)
     assert stats.classified == 100 and len(records) == 100
