@@ -345,7 +345,7 @@ def test_process_workers_get_one_blas_thread_and_the_caller_keeps_its_environmen
 
 
 def _worker_env(names: list[str]) -> tuple[int, tuple]:
-    time.sleep(0.05)  # busy long enough for the other worker to take tasks too
+    time.sleep(0.25)  # 20 of these keep one worker busy 5 s: the other, however slow to start, gets some
     return os.getpid(), tuple(os.environ.get(n) for n in names)
 
 

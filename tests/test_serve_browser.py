@@ -74,7 +74,9 @@ def shown(page, digit: str, source: str) -> None:
 def test_draw_a_1_and_a_7_with_the_mouse(browser, server):
     page = browser.new_page(viewport={"width": 1100, "height": 760})
     page.goto(server.url)
-    page.wait_for_function("document.getElementById('model').textContent.includes('on litert')")
+    # Predicates as functions: a string one is eval'd in the page when it has to poll, which the
+    # page's CSP (script-src 'self') refuses.
+    page.wait_for_function("() => document.getElementById('model').textContent.includes('on litert')")
     bundled = json.loads((ASSETS / "default.tflite.json").read_text())["parity"]["artifact_accuracy"]
     assert f"{100 * bundled:.2f}% on MNIST test" in page.text_content("#model")
     box = page.locator("#pad").bounding_box()
@@ -86,7 +88,7 @@ def test_draw_a_1_and_a_7_with_the_mouse(browser, server):
     assert top.count() == 1 and top.locator("span").first.text_content() == "1"
 
     page.click("#clear")
-    page.wait_for_function("document.getElementById('digit').textContent === '–'")
+    page.wait_for_function("() => document.getElementById('digit').textContent === '–'")
     stroke(page, [(0.22, 0.2), (0.78, 0.2), (0.42, 0.88)], box)
     shown(page, "7", "draw")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
