@@ -169,7 +169,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
         clf, load_ms = click_guarded(_load, model, backend, threads, strict)
         job = BulkJob(clf, top_k=top_k, jobs=jobs, executor=executor, batch_size=batch_size)
         job.start()  # worker processes get ready while this one loads the kernels
-        click_guarded(_load_kernels)
+        kernels_name = click_guarded(_load_kernels)
     except BaseException:
         if job is not None:
             job.close()
@@ -231,7 +231,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
                "images_per_s": round(stats.images_per_s, 1), "wall_s": round(stats.wall_s, 3),
                "stages_s": {"decode": round(stats.decode_s, 3), "preprocess": round(stats.preprocess_s, 3),
                             "model": round(stats.model_s, 3)},
-               "preprocess_kernels": _kernels_name(),
+               "preprocess_kernels": kernels_name,
                "jobs": jobs, "skipped_done": stats.skipped, "skipped_not_images": census.not_images,
                "unsearched_subfolders": census.subfolders, "interrupted": stats.interrupted}
     if output is not None:
@@ -250,7 +250,7 @@ def classify(inputs: tuple[str, ...], samples: bool, model: Path | None, top_k: 
                 + (f"; {failed} failed" if failed else ""))
         click.echo(line, err=jsonl)
         if big:
-            click.echo(_stage_line(stats, jobs, census, output), err=jsonl)
+            click.echo(_stage_line(stats, jobs, census, output, kernels_name), err=jsonl)
     if stats.interrupted:
         click.echo(_resume_hint(stats, output), err=True)
         click.get_current_context().exit(EXIT_INTERRUPTED)
@@ -301,9 +301,10 @@ class _JsonDoc:
         self.stream.flush()
 
 
-def _load_kernels() -> None:
-    """Load the preprocessing kernels before the job: one clear error for a bad MNISTKIT_PREPROCESS,
-    a notice on stderr while numba compiles them (once after an install), warm worker processes."""
+def _load_kernels() -> str:
+    """Load the preprocessing kernels before the job and return their name (numba or numpy): one
+    clear error for a bad MNISTKIT_PREPROCESS, a notice on stderr while numba compiles them (once
+    after an install)."""
     from mnistkit.runtime.preprocess import kernels
 
     notice = threading.Timer(1.0, lambda: click.echo(
@@ -312,22 +313,15 @@ def _load_kernels() -> None:
     notice.daemon = True
     notice.start()
     try:
-        kernels()
+        return kernels().name
     finally:
         notice.cancel()
 
 
-def _kernels_name() -> str:
-    """Which preprocessing kernels ran: numba (``mnistkit[fast]``) or numpy."""
-    from mnistkit.runtime.preprocess import kernels
-
-    return kernels().name
-
-
-def _stage_line(stats, jobs: int, census, output: Path | None) -> str:
+def _stage_line(stats, jobs: int, census, output: Path | None, kernels_name: str) -> str:
     parts = [f"{stats.images_per_s:,.0f} images/s over {stats.wall_s:.1f} s with {jobs} job(s); "
              f"stage time decode {stats.decode_s:.2f} s, preprocess {stats.preprocess_s:.2f} s "
-             f"({_kernels_name()} kernels), "
+             f"({kernels_name} kernels), "
              f"model {stats.model_s:.2f} s" + (" (decode/preprocess summed over workers)" if jobs > 1 else "")]
     if stats.skipped:
         parts.append(f"{stats.skipped:,} already in {output} (skipped)")
