@@ -18,7 +18,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from mnistkit.runtime.errors import ImageError
+from mnistkit.runtime.errors import ImageError, MnistkitError
 
 MAX_PIXELS = 40_000_000
 """Largest image accepted (width x height); bigger ones are refused as possible decompression bombs."""
@@ -168,7 +168,7 @@ def _decode(opener, name: str, *, owned: bool) -> np.ndarray:
             finally:
                 if owned:
                     im.close()
-    except ImageError:
+    except MnistkitError:  # ours already (a bad image, or a usage error from the kernel choice)
         raise
     except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning):
         raise ImageError(

@@ -153,12 +153,18 @@ def test_kernels_follow_the_environment():
     assert bad.returncode != 0 and "is not auto, numpy or numba" in bad.stderr
 
 
-def test_kernels_refuse_a_bad_setting(monkeypatch):
+def test_kernels_refuse_a_bad_setting(monkeypatch, tmp_path):
+    from PIL import Image
+
+    transparent = tmp_path / "t.png"
+    Image.new("RGBA", (9, 9)).save(transparent)  # decoding it composites with the kernels
     monkeypatch.setenv("MNISTKIT_PREPROCESS", "gpu")
     P.kernels.cache_clear()
     try:
         with pytest.raises(UsageError, match="MNISTKIT_PREPROCESS='gpu'"):
             P.kernels()
+        with pytest.raises(UsageError, match="MNISTKIT_PREPROCESS='gpu'"):  # not "cannot be decoded"
+            decode_gray(transparent)
     finally:
         monkeypatch.delenv("MNISTKIT_PREPROCESS")
         P.kernels.cache_clear()
